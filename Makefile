@@ -1,0 +1,28 @@
+# `make run` and `make test` do all set-up: a .venv with the pinned CPU torch and the project.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The CPU build of torch 2.13.0 lies on this machine's disk; a looser pin downloads a CUDA build.
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: install run demo test bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_PIN)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: demo
+
+demo: $(STAMP)
+	$(VENV)/bin/lorascope sweep --task synthetic-facts --ranks 4,16,64,256 --rules standard,rslora \
+		--alphas 16 --lrs 1e-3 --steps 300 --study demo-synthetic-facts
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

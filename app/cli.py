@@ -1,0 +1,75 @@
+"""The `lorascope` command line: the same jobs as the UI, headless."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from app.cli_args import (OneLineParser, add_source_flags, add_study_flags, add_training_flags,  # noqa: E402
+                          base_spec, fail, list_of)
+from core.specs import SpecError  # noqa: E402
+
+
+def build_parser() -> OneLineParser:
+    """The full argument parser with one subcommand per job."""
+    parser = OneLineParser(prog="lorascope", description="Choose LoRA rank and alpha: alpha/r vs alpha/sqrt(r).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    sub.add_parser("tasks", help="List the built-in tasks.")
+
+    sweep = sub.add_parser("sweep", help="Run a rank x rule x alpha x lr grid as an Optuna study.")
+    add_source_flags(sweep)
+    sweep.add_argument("--ranks", type=list_of(int, "--ranks"), default=(4, 16, 64), help="Comma-separated ranks.")
+    sweep.add_argument("--rules", type=list_of(str, "--rules"), default=("standard", "rslora"),
+                       help="Comma-separated scaling rules: standard, rslora.")
+    sweep.add_argument("--alphas", type=list_of(float, "--alphas"), default=(16.0,), help="Comma-separated alphas.")
+    sweep.add_argument("--lrs", type=list_of(float, "--lrs"), help="Comma-separated learning rates. Default: the task's.")
+    add_training_flags(sweep)
+    add_study_flags(sweep, required=False)
+    sweep.add_argument("--json", help="Also write the results JSON to this file.")
+    sweep.add_argument("--quiet", action="store_true", help="No progress bar.")
+
+    results = sub.add_parser("results", help="Write a study's trials and curves as JSON.")
+    add_study_flags(results, required=True)
+    results.add_argument("--json", help="File to write; without it a table is printed.")
+
+    worker = sub.add_parser("worker", help="Join a study and run its queued trials.")
+    add_study_flags(worker, required=True)
+    worker.add_argument("--device", help="Override the study's device on this machine.")
+    worker.add_argument("--quiet", action="store_true", help="No progress bar.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `lorascope` console script."""
+    args = build_parser().parse_args(argv)
+    from app import commands
+
+    handler = getattr(commands, f"cmd_{args.command}")
+    try:
+        return handler(args)
+    except SpecError as err:
+        fail(str(err))
+    except KeyboardInterrupt:
+        print("lorascope: interrupted", file=sys.stderr)
+        return 130
+
+
+def install_stop_handlers(stop: list[bool]) -> None:
+    """First SIGINT/SIGTERM asks the running trial to stop cleanly; a second SIGINT aborts."""
+
+    def handle(signum, frame):  # noqa: ARG001
+        if stop[0] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop[0] = True
+        print("\nlorascope: stopping after the current step (Ctrl-C again to abort)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

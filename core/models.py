@@ -1,0 +1,66 @@
+"""Base causal LMs: the built-in tiny LM, local folders or hub ids, and target-module discovery."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from core.specs import SpecError
+
+TINY_LM = Path(__file__).resolve().parent.parent / "assets" / "tiny-lm"
+_NOT_ADAPTED = ("lm_head", "embed_out", "output_layer", "score", "classifier")
+
+
+def resolve_model_path(model: str | None) -> str:
+    """Return the model folder or hub id to load; None means the built-in tiny LM."""
+    if model is None:
+        return str(TINY_LM)
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise SpecError(f"model folder {model} has no config.json: pass a Hugging Face model folder")
+        return str(path)
+    looks_like_path = model.startswith((".", "/", "~")) or model.count("/") > 1
+    if looks_like_path:
+        raise SpecError(f"model path {model} does not exist: pass an existing model folder or a hub id")
+    return model
+
+
+def load_model_and_tokenizer(model: str | None, *, trust_remote_code: bool = False):
+    """Load (model, tokenizer) in fp32; raise SpecError with the reason when loading fails."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name = resolve_model_path(model)
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or Path(name).exists()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code,
+                                                  local_files_only=offline)
+        lm = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=trust_remote_code,
+                                                  dtype=torch.float32, local_files_only=offline)
+    except (OSError, ValueError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        hint = ("pass --trust-remote-code if you trust this model's code"
+                if "trust_remote_code" in str(err) else
+                "check the path, or for a hub id that you are online")
+        raise SpecError(f"could not load model {name}: {first_line} ({hint})") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return lm, tokenizer
+
+
+def discover_target_modules(model: nn.Module) -> list[str]:
+    """Names (last path component) of every linear layer in attention and MLP blocks."""
+    from transformers.pytorch_utils import Conv1D
+
+    names = set()
+    for full_name, module in model.named_modules():
+        if isinstance(module, (nn.Linear, Conv1D)):
+            leaf = full_name.rsplit(".", 1)[-1]
+            if leaf not in _NOT_ADAPTED:
+                names.add(leaf)
+    if not names:
+        raise SpecError("found no linear layers to adapt in this model: pass --target-modules")
+    return sorted(names)

@@ -1,0 +1,90 @@
+"""Built-in tasks and the factory that turns a trial spec into a ready workload."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from core.builtin_text import fact_examples, style_examples
+from core.data import Example, load_examples, split_examples
+from core.specs import SpecError, TrialSpec
+from core.synthetic import SPECTRA, SyntheticWorkload
+from core.text_task import TextWorkload
+from core.workload import Workload
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A built-in task: what it is and the defaults that suit it."""
+
+    name: str
+    kind: str  # "synthetic" or "text"
+    description: str
+    batch_size: int
+    steps: int
+    lr: float
+
+
+TASKS: dict[str, TaskInfo] = {
+    "synthetic-style": TaskInfo("synthetic-style", "synthetic", SPECTRA["synthetic-style"].description,
+                                batch_size=64, steps=300, lr=1e-3),
+    "synthetic-facts": TaskInfo("synthetic-facts", "synthetic", SPECTRA["synthetic-facts"].description,
+                                batch_size=64, steps=300, lr=1e-3),
+    "tiny-facts": TaskInfo("tiny-facts", "text", "tiny pretrained LM learns 144 fictional facts "
+                           "(\"The capital of Velmora is Quandrel.\"); loss on answers; eval on the "
+                           "same facts (the task is memorisation)", batch_size=16, steps=200, lr=1e-3),
+    "tiny-style": TaskInfo("tiny-style", "text", "tiny pretrained LM learns a fixed rewrite style "
+                           "(\"Verily, ..., indeed.\"); loss on answers; eval on held-out sentences",
+                           batch_size=16, steps=200, lr=1e-3),
+}
+
+_TEXT_DATA: dict[str, Callable[[], tuple[list[Example], list[Example]]]] = {
+    "tiny-facts": lambda: (fact_examples(), fact_examples()),
+    "tiny-style": lambda: split_examples(style_examples()),
+}
+
+
+def get_task(name: str) -> TaskInfo:
+    """Return built-in task ``name``; raise SpecError listing the known tasks otherwise."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise SpecError(f"unknown task {name!r}: use one of {', '.join(TASKS)}") from None
+
+
+def build_workload(spec: TrialSpec, device: torch.device) -> Workload:
+    """Make the spec's task, model and data ready for training on ``device``."""
+    if spec.task:
+        task = get_task(spec.task)
+        if task.kind == "synthetic":
+            if spec.model or spec.data:
+                raise SpecError(f"task {spec.task} is synthetic: drop --model and --data")
+            return SyntheticWorkload(SPECTRA[spec.task], spec, device)
+        if spec.data:
+            raise SpecError(f"task {spec.task} brings its own data: drop --data or drop --task")
+        train, evals = _TEXT_DATA[spec.task]()
+    else:
+        train, evals = split_examples(load_examples(spec.data))
+    return TextWorkload(spec, device, train, evals)
+
+
+def check_sources(spec: TrialSpec) -> None:
+    """Validate task, model path and data file up front (cheap checks, no model loading)."""
+    from core.models import resolve_model_path
+
+    if spec.task:
+        get_task(spec.task)
+    if spec.data:
+        load_examples(spec.data)
+    if not spec.task or get_task(spec.task).kind == "text":
+        resolve_model_path(spec.model)
+
+
+CUSTOM_DATA = TaskInfo("custom", "text", "your model and dataset file", batch_size=8, steps=200, lr=2e-4)
+
+
+def task_defaults(task: str | None) -> TaskInfo:
+    """Defaults (batch size, steps, lr) for a built-in task, or for a user's own data."""
+    return get_task(task) if task else CUSTOM_DATA

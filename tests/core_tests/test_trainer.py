@@ -1,0 +1,100 @@
+"""The trial trainer: grad-norm signature of each rule, outcomes instead of exceptions."""
+
+import math
+
+import pytest
+import torch
+
+from core.specs import TrialSpec
+from core.trainer import lr_factor, run_trial
+
+
+def _step0_grad_norm(rule, rank, task="synthetic-facts"):
+    records = []
+    spec = TrialSpec(task=task, rank=rank, alpha=16.0, rule=rule, lr=1e-3, steps=1, batch_size=64,
+                     device="cpu")
+    outcome = run_trial(spec, records.append)
+    assert outcome.status == "completed"
+    return records[0]["grad_norm"]
+
+
+def test_standard_grad_norm_shrinks_like_inverse_sqrt_rank():
+    ratio = _step0_grad_norm("standard", 4) / _step0_grad_norm("standard", 256)
+    assert 6.0 < ratio < 10.0  # sqrt(256 / 4) = 8
+
+
+def test_rslora_grad_norm_flat_in_rank():
+    ratio = _step0_grad_norm("rslora", 4) / _step0_grad_norm("rslora", 256)
+    assert 0.8 < ratio < 1.25
+
+
+def test_records_carry_step_metrics_and_eval():
+    records = []
+    spec = TrialSpec(task="synthetic-style", rank=4, steps=20, eval_every=10, batch_size=16,
+                     lr=1e-3, device="cpu")
+    outcome = run_trial(spec, records.append)
+    assert [r["step"] for r in records] == list(range(20))
+    assert {"loss", "grad_norm", "lr", "tokens"} <= set(records[0])
+    assert [r["step"] for r in records if "eval_loss" in r] == [9, 19]
+    assert outcome.eval_loss == records[-1]["eval_loss"]
+    assert outcome.final_loss == pytest.approx(sum(r["loss"] for r in records[-10:]) / 10)
+    assert outcome.gamma == pytest.approx(16.0 / 4)
+
+
+def test_same_seed_same_curve():
+    spec = TrialSpec(task="synthetic-facts", rank=8, steps=5, batch_size=16, device="cpu")
+    first, second = [], []
+    run_trial(spec, first.append)
+    run_trial(spec, second.append)
+    assert [r["loss"] for r in first] == [r["loss"] for r in second]
+
+
+def test_nan_loss_ends_trial_as_diverged_with_step():
+    spec = TrialSpec(task="synthetic-facts", rank=8, alpha=1e38, lr=10.0, steps=50, batch_size=16,
+                     device="cpu")
+    outcome = run_trial(spec)
+    assert outcome.status == "diverged"
+    assert "diverged at step" in outcome.error and "learning rate" in outcome.error
+    assert outcome.info["diverged_step"] < 50
+
+
+def test_stop_request_ends_trial_cleanly():
+    calls = []
+    spec = TrialSpec(task="synthetic-style", rank=4, steps=100, batch_size=8, device="cpu")
+    outcome = run_trial(spec, calls.append, should_stop=lambda: "stopped" if len(calls) >= 7 else None)
+    assert outcome.status == "stopped" and outcome.steps_done == 7
+
+
+def test_out_of_memory_becomes_an_outcome(monkeypatch):
+    from core import synthetic
+
+    def boom(self, batch):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(synthetic.SyntheticWorkload, "loss", boom)
+    outcome = run_trial(TrialSpec(task="synthetic-style", rank=4, steps=3, device="cpu"))
+    assert outcome.status == "oom"
+    assert "out of memory" in outcome.error and "--batch-size" in outcome.error
+
+
+def test_warmup_then_cosine_schedule():
+    spec = TrialSpec(task="synthetic-style", steps=110, warmup_steps=10, schedule="cosine")
+    assert lr_factor(0, spec) == pytest.approx(0.1)
+    assert lr_factor(9, spec) == pytest.approx(1.0)
+    assert lr_factor(60, spec) == pytest.approx(0.5)
+    assert lr_factor(110, spec) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_grad_norm_is_l2_over_all_adapter_gradients(monkeypatch):
+    seen = {}
+    original = torch.nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm, *args, **kwargs):
+        params = list(params)
+        seen["manual"] = math.sqrt(sum(float((p.grad ** 2).sum()) for p in params if p.grad is not None))
+        return original(params, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    records = []
+    run_trial(TrialSpec(task="synthetic-facts", rank=8, steps=1, device="cpu"), records.append)
+    assert records[0]["grad_norm"] == pytest.approx(seen["manual"], rel=1e-5)

@@ -1,0 +1,68 @@
+"""Trials as the results JSON of ARCHITECTURE.md: one record per trial, with its curve."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from core.scaling import get_rule
+from tuning.curves import read_curve
+from tuning.objective import OUTCOME_ATTR
+
+REPORTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+
+
+def trial_record(trial: FrozenTrial, *, with_curve: bool = True) -> dict[str, Any]:
+    """Return one trial as a results record (the contract's keys, plus status and steps_done)."""
+    params = trial.params or trial.system_attrs.get("fixed_params", {})
+    outcome = trial.user_attrs.get(OUTCOME_ATTR, {})
+    rank, alpha, rule = params.get("rank"), params.get("alpha"), params.get("rule")
+    gamma = outcome.get("gamma")
+    if gamma is None and rank and alpha and rule:
+        gamma = get_rule(rule).gamma(alpha, rank)
+    record = {
+        "number": trial.number,
+        "state": trial.state.name,
+        "status": outcome.get("status", trial.state.name.lower()),
+        "rank": rank,
+        "alpha": alpha,
+        "rule": rule,
+        "gamma": gamma,
+        "lr": params.get("lr"),
+        "seed": params.get("seed"),
+        "final_loss": _number(outcome.get("final_loss")),
+        "eval_loss": _number(outcome.get("eval_loss")),
+        "svd_floor": _number(outcome.get("svd_floor")),
+        "seconds": _number(outcome.get("seconds")),
+        "tokens_per_s": _number(outcome.get("tokens_per_s")),
+        "steps_done": outcome.get("steps_done"),
+        "error": outcome.get("error"),
+    }
+    if with_curve:
+        record["curve"] = read_curve(trial)
+    return record
+
+
+def study_results(study: optuna.Study, *, with_curves: bool = True) -> dict[str, Any]:
+    """Return the whole study as results JSON (waiting trials are left out)."""
+    trials = study.get_trials(deepcopy=False, states=REPORTED_STATES)
+    return {"study": study.study_name,
+            "trials": [trial_record(t, with_curve=with_curves) for t in sorted(trials, key=lambda t: t.number)]}
+
+
+def write_json(data: dict[str, Any], path: str | Path) -> None:
+    """Write ``data`` as indented JSON, creating the parent folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None

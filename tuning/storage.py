@@ -1,0 +1,65 @@
+"""Open the Optuna storage (the single source of truth) and the studies in it."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+from core.specs import SpecError
+
+DEFAULT_STORAGE = "sqlite:///runs/lorascope.db"
+HEARTBEAT_SECONDS = 2  # a killed worker's trial is failed and retried after 2 missed beats
+MAX_RETRIES = 3
+SETTINGS_ATTR = "lorascope"  # study user attr holding the study's kind, base spec and grid
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+# Heartbeats have been "experimental" since Optuna 2.9; the warning adds nothing for users.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def open_storage(url: str = DEFAULT_STORAGE) -> RDBStorage:
+    """Open (creating if needed) the RDB storage at ``url``, with heartbeats and stale-trial retry."""
+    if not url.startswith(("sqlite:///", "postgresql", "mysql")):
+        raise SpecError(f"storage {url!r} is not a database URL: use sqlite:///PATH or postgresql://...")
+    engine_kwargs = {}
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise SpecError(f"cannot create the folder for storage {url}: {err.strerror}") from None
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    try:
+        return RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
+        )
+    except Exception as err:  # noqa: BLE001 - SQLAlchemy/driver errors vary by backend
+        raise SpecError(f"cannot open storage {url}: {str(err).splitlines()[0]}") from None
+
+
+def study_names(url: str) -> list[str]:
+    """Names of the studies in the storage at ``url``, oldest first."""
+    return [s.study_name for s in optuna.get_all_study_summaries(open_storage(url), include_best_trial=False)]
+
+
+def load_study(url: str, name: str) -> optuna.Study:
+    """Load study ``name``; raise SpecError naming the studies that do exist otherwise."""
+    storage = open_storage(url)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        known = study_names(url)
+        hint = f"studies there: {', '.join(known)}" if known else "the storage has no studies yet"
+        raise SpecError(f"no study {name!r} in {url} ({hint})") from None
+
+
+def study_settings(study: optuna.Study) -> dict:
+    """The lorascope settings saved with a study (empty for studies made by other tools)."""
+    return study.user_attrs.get(SETTINGS_ATTR, {})
