@@ -17,6 +17,8 @@ _NOT_ADAPTED = ("lm_head", "embed_out", "output_layer", "score", "classifier")
 def resolve_model_path(model: str | None) -> str:
     """Return the model folder or hub id to load; None means the built-in tiny LM."""
     if model is None:
+        if not (TINY_LM / "config.json").is_file():
+            raise SpecError(f"built-in tiny LM not found at {TINY_LM}: run scripts/build_tiny_lm.py or pass --model")
         return str(TINY_LM)
     path = Path(model).expanduser()
     if path.exists():

@@ -56,26 +56,31 @@ def get_task(name: str) -> TaskInfo:
 
 def build_workload(spec: TrialSpec, device: torch.device) -> Workload:
     """Make the spec's task, model and data ready for training on ``device``."""
+    _check_task_sources(spec)
     if spec.task:
-        task = get_task(spec.task)
-        if task.kind == "synthetic":
-            if spec.model or spec.data:
-                raise SpecError(f"task {spec.task} is synthetic: drop --model and --data")
+        if get_task(spec.task).kind == "synthetic":
             return SyntheticWorkload(SPECTRA[spec.task], spec, device)
-        if spec.data:
-            raise SpecError(f"task {spec.task} brings its own data: drop --data or drop --task")
         train, evals = _TEXT_DATA[spec.task]()
     else:
         train, evals = split_examples(load_examples(spec.data))
     return TextWorkload(spec, device, train, evals)
 
 
+def _check_task_sources(spec: TrialSpec) -> None:
+    if not spec.task:
+        return
+    task = get_task(spec.task)
+    if task.kind == "synthetic" and (spec.model or spec.data):
+        raise SpecError(f"task {spec.task} is synthetic: drop --model and --data")
+    if spec.data:
+        raise SpecError(f"task {spec.task} brings its own data: drop --data or drop --task")
+
+
 def check_sources(spec: TrialSpec) -> None:
     """Validate task, model path and data file up front (cheap checks, no model loading)."""
     from core.models import resolve_model_path
 
-    if spec.task:
-        get_task(spec.task)
+    _check_task_sources(spec)
     if spec.data:
         load_examples(spec.data)
     if not spec.task or get_task(spec.task).kind == "text":

@@ -15,7 +15,8 @@ HEARTBEAT_SECONDS = 2  # a killed worker's trial is failed and retried after 2 m
 MAX_RETRIES = 3
 SETTINGS_ATTR = "lorascope"  # study user attr holding the study's kind, base spec and grid
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+# Failed trials are reported by lorascope itself, without Optuna's traceback.
+optuna.logging.set_verbosity(optuna.logging.ERROR)
 # Heartbeats have been "experimental" since Optuna 2.9; the warning adds nothing for users.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 

@@ -162,39 +162,27 @@ def test_sweep_rejects_storage_that_is_not_a_url(capsys):
     assert seconds < FAST_SECONDS
 
 
-# --- sources that only fail when a trial builds its workload -----------------------------------
+# --- sources that fit together badly are refused before any trial -------------------------------
 
 
-def _reject_or_xfail(capsys, argv: list[str], bug: str) -> str:
-    try:
-        line, _ = run_bad(capsys, argv)
-    except TrainingStarted:
-        pytest.xfail(f"BUG: {bug}")
+def _reject(capsys, argv: list[str]) -> str:
+    line, _ = run_bad(capsys, argv)
     return line
 
 
 def test_sweep_rejects_synthetic_task_with_data(capsys, storage, good_data):
-    line = _reject_or_xfail(
-        capsys, sweep(storage, *SYNTH, "--data", str(good_data)),
-        "core.tasks.check_sources accepts --task synthetic-* with --data/--model; only build_workload "
-        "rejects it, so every trial fails and the sweep exits 0")
+    line = _reject(capsys, sweep(storage, *SYNTH, "--data", str(good_data)))
     assert "synthetic" in line
 
 
 def test_sweep_rejects_text_task_with_data(capsys, storage, good_data):
-    line = _reject_or_xfail(
-        capsys, sweep(storage, "--task", "tiny-facts", "--data", str(good_data)),
-        "core.tasks.check_sources accepts --task tiny-* with --data; only build_workload rejects it, "
-        "so every trial fails and the sweep exits 0")
+    line = _reject(capsys, sweep(storage, "--task", "tiny-facts", "--data", str(good_data)))
     assert "drop --data" in line
 
 
 def test_sweep_rejects_missing_builtin_model(capsys, storage, tmp_path, good_data, monkeypatch):
     monkeypatch.setattr(core.models, "TINY_LM", tmp_path / "no-tiny-lm")
-    line = _reject_or_xfail(
-        capsys, sweep(storage, "--data", str(good_data)),
-        "core.models.resolve_model_path(None) returns assets/tiny-lm without checking it exists, so a "
-        "missing built-in model is only found when each trial loads it (every trial fails, exit 0)")
+    line = _reject(capsys, sweep(storage, "--data", str(good_data)))
     assert "no-tiny-lm" in line or "tiny" in line
 
 
