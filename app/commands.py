@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from app.cli import install_stop_handlers
 from app.cli_args import base_spec
-from app.progress import SweepProgress, trial_summary
+from app.progress import SweepProgress, format_fit, trial_summary
 from core.devices import pick_device
 from core.specs import SpecError, TrialSpec
 from core.tasks import TASKS, check_sources, task_defaults
-from tuning.results import REPORTED_STATES, study_results, write_json
+from tuning.export import FORMATS, write_export
+from tuning.fit import fit_report
+from tuning.recommend import choose
+from tuning.results import REPORTED_STATES, collect_records, study_results, write_json
+from tuning.search import SearchSpec, pending_trials, run_search
 from tuning.storage import load_study, study_settings
 from tuning.sweep import SweepGrid, count_waiting, prepare_sweep, run_pending
 
 DEFAULT_SWEEP_STUDY = "sweep"
+DEFAULT_SEARCH_STUDY = "search"
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -38,6 +44,60 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.json:
         write_json(study_results(study), args.json)
         print(f"results written to {args.json}", file=sys.stderr)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Run (or continue) an alpha search per rank, then print the fit."""
+    defaults = task_defaults(args.task)
+    base = base_spec(args, task_defaults=defaults)
+    search = SearchSpec(ranks=args.ranks, rule=args.rule, alpha_min=args.alpha_min, alpha_max=args.alpha_max,
+                        trials_per_rank=args.trials_per_rank, sampler=args.sampler, pruner=args.pruner,
+                        lr=args.lr if args.lr is not None else defaults.lr, seed=args.seed)
+    check_sources(base)
+    pick_device(base.device)
+    name = args.study or DEFAULT_SEARCH_STUDY
+    pending = pending_trials(args.storage, name, base, search)
+    print(f"search {name!r}: {pending} trial(s) to run over alpha in "
+          f"[{search.alpha_min:g}, {search.alpha_high:g}]", file=sys.stderr)
+    with _progress(pending * base.steps, quiet=args.quiet) as (progress, stop):
+        run_search(args.storage, name, base, search, on_record=progress.on_record,
+                   on_trial_end=progress.on_trial_end, stop_requested=lambda: stop[0])
+    return _print_fit(args.storage, name, target_rank=None, json_path=args.json)
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """Fit the alpha law to a study's trials and print (or write) it."""
+    if args.rank is not None and args.rank < 1:
+        raise SpecError(f"--rank must be a positive integer, got {args.rank}")
+    return _print_fit(args.storage, args.study, target_rank=args.rank, json_path=args.json)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write the chosen config in one format."""
+    if args.format not in FORMATS:
+        raise SpecError(f"unknown format {args.format!r}: use one of {', '.join(FORMATS)}")
+    if args.rank is not None and args.rank < 1:
+        raise SpecError(f"--rank must be a positive integer, got {args.rank}")
+    records, settings = collect_records(args.storage, args.study)
+    choice = choose(records, settings, trial=args.trial, rank=args.rank)
+    path, written = write_export(choice, args.format, args.out, force=args.force)
+    for note in written.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {path}: r={written.rank} lora_alpha={int(written.alpha)} rule={written.rule} "
+          f"gamma={written.gamma:.6g}")
+    return 0
+
+
+def _print_fit(storage: str, name: str, *, target_rank: int | None, json_path: str | None) -> int:
+    records, _ = collect_records(storage, name)
+    try:
+        report = fit_report(records, target_rank=target_rank)
+    except ValueError as err:
+        raise SpecError(f"study {name!r}: {err}") from None
+    print(format_fit(report))
+    if json_path:
+        write_json(report, json_path)
     return 0
 
 
@@ -72,11 +132,17 @@ def _run_study(study, base: TrialSpec, *, quiet: bool) -> None:
         print(f"study {study.study_name!r}: every trial has already run", file=sys.stderr)
         return
     print(f"study {study.study_name!r}: {pending} trial(s) to run", file=sys.stderr)
-    stop = [False]
-    install_stop_handlers(stop)
-    progress = SweepProgress(pending * base.steps, enabled=not quiet)
-    try:
+    with _progress(pending * base.steps, quiet=quiet) as (progress, stop):
         run_pending(study, base, on_record=progress.on_record, on_trial_end=progress.on_trial_end,
                     stop_requested=lambda: stop[0])
+
+
+@contextlib.contextmanager
+def _progress(total_steps: int, *, quiet: bool):
+    stop = [False]
+    install_stop_handlers(stop)
+    progress = SweepProgress(total_steps, enabled=not quiet)
+    try:
+        yield progress, stop
     finally:
         progress.close()

@@ -12,8 +12,8 @@ from tuning.results import trial_record
 
 def trial_label(params: dict) -> str:
     """Short label of a trial's params: ``r=64 rslora alpha=16 lr=0.001``."""
-    return (f"r={params.get('rank')} {params.get('rule')} alpha={params.get('alpha'):g} "
-            f"lr={params.get('lr'):g}")
+    return (f"r={params.get('rank')} {params.get('rule')} alpha={params.get('alpha', float('nan')):g} "
+            f"lr={params.get('lr', float('nan')):g}")
 
 
 def trial_summary(trial: optuna.trial.FrozenTrial) -> str:
@@ -39,7 +39,8 @@ class SweepProgress:
         """Advance the bar by one step."""
         if trial.number != self._trial:
             self._trial = trial.number
-            self.bar.set_description(f"trial {trial.number} {trial_label(trial.params)}")
+            params = {**trial.user_attrs.get("fixed_params", {}), **trial.params}
+            self.bar.set_description(f"trial {trial.number} {trial_label(params)}")
         self.bar.update(1)
         self.bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
 
@@ -50,3 +51,34 @@ class SweepProgress:
     def close(self) -> None:
         """Close the bar."""
         self.bar.close()
+
+
+def _interval(ci) -> str:
+    return f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "(needs 3+ ranks)"
+
+
+def format_fit(report: dict) -> str:
+    """The fit report as a few readable lines."""
+    lines = []
+    for rule, entry in report["rules"].items():
+        lines.append(f"{rule}:")
+        for o in entry["optima"]:
+            how = "quadratic refinement" if o["refined"] else "best trial"
+            lines.append(f"  r={o['rank']:<5} alpha*={o['alpha']:.4g} ({how}; {o['n_trials']} trials, "
+                         f"alpha {o['alpha_min']:.3g}..{o['alpha_max']:.3g}) loss {o['loss']:.4f}")
+        law = entry["law"]
+        if law:
+            inside = {True: "inside", False: "outside", None: "not testable"}[law["sqrt_inside_ci"]]
+            lines.append(f"  alpha* = {law['c']:.4g} * r^{law['p']:.3f}; 95% CI p {_interval(law['p_ci'])}, "
+                         f"c {_interval(law['c_ci'])}; p = 0.5 {inside} the interval")
+            lines.append(f"  fixed sqrt law: alpha = {law['sqrt_c']:.4g} * sqrt(r), c 95% CI {_interval(law['sqrt_c_ci'])}")
+            lines.append(f"  {entry['equivalence']}")
+            if entry.get("predicted_alpha"):
+                pred = entry["predicted_alpha"]
+                lines.append(f"  predicted alpha at r={pred['rank']}: {pred['alpha']:.4g}")
+        else:
+            lines.append("  (one rank only: no law to fit)")
+    rec = report["recommendation"]
+    lines.append(f"recommended: r={rec['rank']} alpha={rec['alpha']:.4g} rule={rec['rule']} "
+                 f"gamma={rec['gamma']:.4g} (eval loss {rec['eval_loss']:.4f}, trial {rec['trial']} of {rec['study']})")
+    return "\n".join(lines)

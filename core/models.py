@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -34,6 +35,11 @@ def resolve_model_path(model: str | None) -> str:
 def load_model_and_tokenizer(model: str | None, *, trust_remote_code: bool = False):
     """Load (model, tokenizer) in fp32; raise SpecError with the reason when loading fails."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar per trial drowns the sweep's own progress
+    # PEFT still calls this transformers API; the notice is not actionable for our users.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*deprecated")
 
     name = resolve_model_path(model)
     offline = os.environ.get("HF_HUB_OFFLINE") == "1" or Path(name).exists()

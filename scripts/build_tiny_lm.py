@@ -50,9 +50,9 @@ args = parser.parse_args()
 
 EOT = "<|endoftext|>"
 vocab_size = 2048
-code_cap_bytes = 3_000_000  # how much stdlib source goes into the corpus
+code_cap_bytes = 6_000_000  # how much stdlib source goes into the corpus
 max_file_bytes = 120_000  # skip giant generated/data-like modules
-n_english = 30_000  # generated English sentences
+n_english = 15_000  # generated English sentences
 block_size = 128  # training sequence length
 batch_size = 16
 learning_rate = 3e-3
@@ -300,6 +300,7 @@ initial = estimate_loss(eval_gen)
 print(f"step 0: train {initial['train']:.4f}, val {initial['val']:.4f} (ln V = {math.log(len(tokenizer)):.4f})")
 model.train()
 t_train = time.time()
+cpu_train = time.process_time()
 history = []
 for step in range(args.steps):
     lr = get_lr(step)
@@ -318,10 +319,11 @@ for step in range(args.steps):
         print(f"step {step:5d} | loss {loss.item():.4f} | lr {lr:.2e} | {elapsed:6.1f}s "
               f"({1000 * elapsed / (step + 1):.0f} ms/step)", flush=True)
 train_seconds = time.time() - t_train
+cpu_seconds = time.process_time() - cpu_train
 final = estimate_loss(eval_gen)
 first_loss = history[0]
 last_loss = sum(history[-50:]) / len(history[-50:])
-print(f"done: {args.steps} steps in {train_seconds:.1f}s; first-step loss {first_loss:.4f}, "
+print(f"done: {args.steps} steps in {train_seconds:.1f}s wall ({cpu_seconds:.0f}s CPU); first-step loss {first_loss:.4f}, "
       f"mean of last 50 {last_loss:.4f}; eval train {final['train']:.4f}, val {final['val']:.4f}")
 
 
@@ -375,7 +377,8 @@ vocab {config.vocab_size}. Linear layers per block: `q_proj`, `k_proj`, `v_proj`
 
 {args.steps} AdamW steps (betas 0.9/0.95, weight decay {weight_decay} on matrices), batch {batch_size} x
 {block_size} tokens, learning rate {learning_rate} with {warmup_steps} warmup steps and cosine decay to {min_lr},
-gradient clipping {grad_clip}. Training took {train_seconds:.0f} s.
+gradient clipping {grad_clip}. Training took {train_seconds:.0f} s wall-clock ({cpu_seconds:.0f} s of CPU time
+across the {num_threads} threads; the wall time depends on what else the machine was running).
 
 | | train loss | val loss |
 |---|---|---|

@@ -146,7 +146,7 @@ def fit_report(records: list[dict[str, Any]], *, target_rank: int | None = None)
         report["rules"][rule] = entry
     best = min(finished, key=lambda r: r["eval_loss"])
     report["recommendation"] = {
-        "trial": best["number"], "rank": best["rank"], "alpha": best["alpha"], "rule": best["rule"],
+        "study": best.get("study"), "trial": best["number"], "rank": best["rank"], "alpha": best["alpha"], "rule": best["rule"],
         "gamma": get_rule(best["rule"]).gamma(best["alpha"], best["rank"]), "eval_loss": best["eval_loss"],
     }
     return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -86,7 +87,8 @@ def make_objective(
         except SpecError as err:
             outcome = TrialOutcome(status="failed", error=str(err))
         except Exception as err:  # noqa: BLE001 - a bug in one trial must not end the sweep
-            outcome = TrialOutcome(status="failed", error=f"internal error: {type(err).__name__}: {err}")
+            outcome = TrialOutcome(status="failed", error=f"internal error: {type(err).__name__}: {err}",
+                                   info={"traceback": traceback.format_exc()})
         writer.flush()
         trial.set_user_attr(OUTCOME_ATTR, outcome.to_dict())
         if outcome.status == "completed":

@@ -19,7 +19,9 @@ REPORTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, Tria
 
 def trial_record(trial: FrozenTrial, *, with_curve: bool = True) -> dict[str, Any]:
     """Return one trial as a results record (the contract's keys, plus status and steps_done)."""
-    params = trial.params or trial.system_attrs.get("fixed_params", {})
+    # sweeps make every grid axis a param; searches hold all but alpha fixed in a user attr
+    params = {**trial.user_attrs.get("fixed_params", {}), **trial.system_attrs.get("fixed_params", {}),
+              **trial.params}
     outcome = trial.user_attrs.get(OUTCOME_ATTR, {})
     rank, alpha, rule = params.get("rank"), params.get("alpha"), params.get("rule")
     gamma = outcome.get("gamma")
@@ -42,6 +44,7 @@ def trial_record(trial: FrozenTrial, *, with_curve: bool = True) -> dict[str, An
         "tokens_per_s": _number(outcome.get("tokens_per_s")),
         "steps_done": outcome.get("steps_done"),
         "error": outcome.get("error"),
+        "target_modules": outcome.get("info", {}).get("target_modules"),
     }
     if with_curve:
         record["curve"] = read_curve(trial)
@@ -66,3 +69,23 @@ def _number(value: Any) -> float | None:
     if isinstance(value, (int, float)) and math.isfinite(value):
         return float(value)
     return None
+
+
+def collect_records(storage_url: str, name: str, *, with_curves: bool = False) -> tuple[list[dict[str, Any]], dict]:
+    """Records of study ``name`` and of its per-rank search studies, with the first one's settings.
+
+    Each record also names its ``study``; raises SpecError when nothing by that name exists.
+    """
+    from tuning.search import search_study_names
+    from tuning.storage import load_study, study_names, study_settings
+
+    names = ([name] if name in study_names(storage_url) else []) + search_study_names(storage_url, name)
+    if not names:
+        load_study(storage_url, name)  # raises with the list of studies that do exist
+    records, settings = [], {}
+    for study_name in names:
+        study = load_study(storage_url, study_name)
+        settings = settings or study_settings(study)
+        for record in study_results(study, with_curves=with_curves)["trials"]:
+            records.append({**record, "study": study_name})
+    return records, settings

@@ -1,0 +1,179 @@
+"""Alpha search per rank: an Optuna study over log-alpha for each rank, with pruning.
+
+Each rank gets its own study, ``NAME/rRANK``, so the sampler models one loss landscape and the
+pruner compares curves of the same rank. The learning rate stays fixed: the point is to find
+the alpha (hence gamma) each rank wants. Rerunning the same command continues every study.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from core.scaling import check_rank, get_rule
+from core.specs import SpecError, TrialSpec
+from tuning.objective import RecordHook, TrialFailed, make_objective
+from tuning.storage import SETTINGS_ATTR, open_storage, study_names, study_settings
+from tuning.sweep import FINAL_OUTCOMES, fail_dead_local_trials
+
+SAMPLERS = ("tpe", "gp", "grid")
+PRUNERS = ("none", "median", "hyperband")
+FIXED_ATTR = "fixed_params"  # trial user attr: the params the search holds constant
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """What an alpha search explores."""
+
+    ranks: tuple[int, ...]
+    rule: str = "standard"
+    alpha_min: float = 1.0
+    alpha_max: float | None = None  # None: 512 * sqrt(max rank), past the paper's 256 * sqrt(r)
+    trials_per_rank: int = 12
+    sampler: str = "tpe"
+    pruner: str = "none"
+    lr: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.ranks:
+            raise SpecError("--ranks is empty: give at least one rank")
+        try:
+            for rank in self.ranks:
+                check_rank(rank)
+            get_rule(self.rule)
+        except ValueError as err:
+            raise SpecError(str(err)) from None
+        if not (math.isfinite(self.alpha_min) and self.alpha_min > 0):
+            raise SpecError(f"--alpha-min must be a positive number, got {self.alpha_min}")
+        if self.alpha_max is not None and not self.alpha_max > self.alpha_min:
+            raise SpecError(f"--alpha-max ({self.alpha_max}) must be greater than --alpha-min ({self.alpha_min})")
+        if self.trials_per_rank < 1:
+            raise SpecError(f"--trials-per-rank must be a positive integer, got {self.trials_per_rank}")
+        if self.sampler not in SAMPLERS:
+            raise SpecError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
+        if self.pruner not in PRUNERS:
+            raise SpecError(f"unknown pruner {self.pruner!r}: use one of {', '.join(PRUNERS)}")
+        if not self.lr > 0:
+            raise SpecError(f"--lr must be a positive number, got {self.lr}")
+
+    @property
+    def alpha_high(self) -> float:
+        """The top of the searched alpha range."""
+        return self.alpha_max if self.alpha_max is not None else 512.0 * math.sqrt(max(self.ranks))
+
+    def alpha_grid(self) -> list[float]:
+        """Log-spaced alphas for the grid sampler (one per trial)."""
+        return [float(a) for a in np.geomspace(self.alpha_min, self.alpha_high, self.trials_per_rank)]
+
+
+def rank_study_name(name: str, rank: int) -> str:
+    """The study holding the search at ``rank``."""
+    return f"{name}/r{rank}"
+
+
+def search_study_names(storage_url: str, name: str) -> list[str]:
+    """The per-rank studies of search ``name``, by rank."""
+    prefix = f"{name}/r"
+    found = [s for s in study_names(storage_url) if s.startswith(prefix) and s[len(prefix):].isdigit()]
+    return sorted(found, key=lambda s: int(s[len(prefix):]))
+
+
+def make_sampler(search: SearchSpec, rank: int) -> optuna.samplers.BaseSampler:
+    """The sampler over log-alpha at one rank."""
+    if search.sampler == "grid":
+        return optuna.samplers.GridSampler({"alpha": search.alpha_grid()}, seed=search.seed)
+    if search.sampler == "gp":
+        return optuna.samplers.GPSampler(seed=search.seed + rank)
+    return optuna.samplers.TPESampler(seed=search.seed + rank, n_startup_trials=min(5, search.trials_per_rank))
+
+
+def make_pruner(search: SearchSpec, base: TrialSpec) -> optuna.pruners.BasePruner:
+    """Median or Hyperband over the eval losses reported every ``eval_every`` steps."""
+    if search.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=base.steps // 4,
+                                           interval_steps=1)
+    if search.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=base.eval_every, max_resource=base.steps,
+                                              reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def open_rank_study(storage_url: str, name: str, base: TrialSpec, search: SearchSpec, rank: int) -> optuna.Study:
+    """Create or reopen the study of one rank, checking it was made with the same settings."""
+    study = optuna.create_study(study_name=rank_study_name(name, rank), storage=open_storage(storage_url),
+                                direction="minimize", load_if_exists=True,
+                                sampler=make_sampler(search, rank), pruner=make_pruner(search, base))
+    settings = {"kind": "search", "base": base.to_dict(), "search": asdict(search), "rank": rank}
+    old = study_settings(study)
+    if not old:
+        study.set_user_attr(SETTINGS_ATTR, settings)
+    elif old.get("kind") != "search":
+        raise SpecError(f"study {study.study_name!r} is not an alpha search: use another --study name")
+    else:
+        for key in ("rule", "lr", "alpha_min", "alpha_max", "seed"):
+            if old["search"].get(key) != settings["search"][key]:
+                raise SpecError(f"search {name!r} was run with {key.replace('_', '-')}="
+                                f"{old['search'].get(key)}, not {settings['search'][key]}: use the "
+                                f"same value or another --study name")
+        if old["base"].get("steps") != base.steps or old["base"].get("task") != base.task:
+            raise SpecError(f"search {name!r} was run with other task or steps: use another --study name")
+    fail_dead_local_trials(study)
+    return study
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Trials that count towards trials-per-rank (killed or stopped ones do not)."""
+    count = 0
+    for trial in study.get_trials(deepcopy=False):
+        status = trial.user_attrs.get("outcome", {}).get("status")
+        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+                trial.state == TrialState.FAIL and status in FINAL_OUTCOMES):
+            count += 1
+    return count
+
+
+def search_objective(base: TrialSpec, search: SearchSpec, rank: int, **kwargs: Any):
+    """The objective of one rank's study: alpha from the sampler, the rest held fixed."""
+    fixed = {"rank": rank, "rule": search.rule, "lr": search.lr, "seed": search.seed}
+
+    def suggest(trial: optuna.Trial) -> dict[str, Any]:
+        trial.set_user_attr(FIXED_ATTR, fixed)
+        return {"alpha": trial.suggest_float("alpha", search.alpha_min, search.alpha_high, log=True), **fixed}
+
+    return make_objective(base, suggest, **kwargs)
+
+
+def run_search(
+    storage_url: str,
+    name: str,
+    base: TrialSpec,
+    search: SearchSpec,
+    *,
+    on_record: RecordHook | None = None,
+    on_trial_end: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+    stop_requested: Callable[[], bool] = lambda: False,
+) -> list[optuna.Study]:
+    """Run (or continue) the search at every rank until each has trials_per_rank trials."""
+    studies = [open_rank_study(storage_url, name, base, search, rank) for rank in search.ranks]
+    callbacks = [on_trial_end] if on_trial_end else []
+    for rank, study in zip(search.ranks, studies):
+        objective = search_objective(base, search, rank, on_record=on_record, stop_requested=stop_requested)
+        while not stop_requested() and finished_count(study) < search.trials_per_rank:
+            study.optimize(objective, n_trials=1, catch=(TrialFailed,), callbacks=callbacks)
+    return studies
+
+
+def pending_trials(storage_url: str, name: str, base: TrialSpec, search: SearchSpec) -> int:
+    """How many trials the search still has to run."""
+    total = 0
+    for rank in search.ranks:
+        study = open_rank_study(storage_url, name, base, search, rank)
+        total += max(0, search.trials_per_rank - finished_count(study))
+    return total
