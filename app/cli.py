@@ -61,6 +61,10 @@ def build_parser() -> OneLineParser:
     export.add_argument("--trial", type=int, help="Export this trial number instead of the recommendation.")
     export.add_argument("--force", action="store_true", help="Overwrite an existing file.")
 
+    bench = sub.add_parser("bench", help="Benchmark trainer throughput and pruning savings; writes JSON.")
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or mps.")
+    bench.add_argument("--json", required=True, help="File to write the benchmark results to.")
+
     results = sub.add_parser("results", help="Write a study's trials and curves as JSON.")
     add_study_flags(results, required=True)
     results.add_argument("--json", help="File to write; without it a table is printed.")

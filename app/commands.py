@@ -115,6 +115,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark and write its JSON."""
+    from app.bench import run_bench
+
+    pick_device(args.device)
+    result = run_bench(args.device)
+    write_json(result, args.json)
+    for row in result["throughput"]:
+        print(f"{row['task']:<16} r={row['rank']:<4} {row['rule']:<8} {row['steps_per_s']:>8.1f} steps/s "
+              f"{row['tokens_per_s']:>10.0f} tokens/s")
+    pruning = result["pruning"]
+    print(f"median pruning: alpha* {pruning['median']['alpha_star']:.4g} vs {pruning['none']['alpha_star']:.4g} "
+          f"unpruned (within one grid step: {pruning['alpha_star_within_one_grid_step']}); "
+          f"steps {pruning['median']['steps_run']} vs {pruning['none']['steps_run']}: "
+          f"{pruning['steps_saved']} saved ({100 * pruning['steps_saved_fraction']:.0f}%)")
+    return 0
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     """Write a study's results JSON, or print a table of its trials."""
     study = load_study(args.storage, args.study)

@@ -36,7 +36,8 @@ class TrialOutcome:
     eval_loss: float | None = None
     svd_floor: float | None = None
     steps_done: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the whole trial, model loading included
+    train_seconds: float = 0.0  # wall time of the training loop alone
     tokens_per_s: float | None = None
     error: str | None = None
     device: str | None = None
@@ -143,8 +144,8 @@ def _train(spec, workload, device, outcome, on_step, should_stop) -> None:
                 _diverged(outcome, step, "eval_loss", outcome.eval_loss)
                 break
         on_step(record)
-    elapsed = time.perf_counter() - started
-    outcome.tokens_per_s = tokens_seen / elapsed if elapsed > 0 else None
+    outcome.train_seconds = time.perf_counter() - started
+    outcome.tokens_per_s = tokens_seen / outcome.train_seconds if outcome.train_seconds > 0 else None
 
 
 def _diverged(outcome: TrialOutcome, step: int, what: str, value: float) -> None:
