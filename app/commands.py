@@ -15,7 +15,7 @@ from core.tasks import TASKS, check_sources, task_defaults
 from tuning.export import FORMATS, write_export
 from tuning.fit import fit_report
 from tuning.recommend import choose
-from tuning.results import REPORTED_STATES, collect_records, study_results, write_json
+from tuning.results import REPORTED_STATES, check_writable, collect_records, study_results, write_json
 from tuning.search import SearchSpec, pending_trials, run_search
 from tuning.storage import load_study, study_settings
 from tuning.sweep import SweepGrid, count_waiting, prepare_sweep, run_pending
@@ -39,6 +39,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                      lrs=args.lrs or (defaults.lr,), seed=args.seed)
     check_sources(base)
     pick_device(base.device)
+    if args.json:
+        check_writable(args.json)
     study = prepare_sweep(args.storage, args.study or DEFAULT_SWEEP_STUDY, base, grid)
     _run_study(study, base, quiet=args.quiet)
     if args.json:
@@ -56,6 +58,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                         lr=args.lr if args.lr is not None else defaults.lr, seed=args.seed)
     check_sources(base)
     pick_device(base.device)
+    if args.json:
+        check_writable(args.json)
     name = args.study or DEFAULT_SEARCH_STUDY
     pending = pending_trials(args.storage, name, base, search)
     print(f"search {name!r}: {pending} trial(s) to run over alpha in "
@@ -90,6 +94,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _print_fit(storage: str, name: str, *, target_rank: int | None, json_path: str | None) -> int:
+    if json_path:
+        check_writable(json_path)
     records, _ = collect_records(storage, name)
     try:
         report = fit_report(records, target_rank=target_rank)

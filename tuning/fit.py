@@ -150,3 +150,23 @@ def fit_report(records: list[dict[str, Any]], *, target_rank: int | None = None)
         "gamma": get_rule(best["rule"]).gamma(best["alpha"], best["rank"]), "eval_loss": best["eval_loss"],
     }
     return report
+
+
+def confidence_band(optima: list[RankOptimum], ranks: list[float]) -> tuple[list[float], list[float], list[float]]:
+    """The fitted alpha*(r) at ``ranks`` with its 95% confidence band for the mean (needs 3+ ranks).
+
+    Returns (fit, low, high); low and high equal fit when there are too few ranks for a band.
+    """
+    x = np.log([o.rank for o in optima])
+    y = np.log([o.alpha for o in optima])
+    slope, intercept = np.polyfit(x, y, 1)
+    grid = np.log(np.asarray(ranks, dtype=float))
+    center = intercept + slope * grid
+    n = len(x)
+    if n < 3:
+        return list(np.exp(center)), list(np.exp(center)), list(np.exp(center))
+    resid = y - (intercept + slope * x)
+    s2 = float(resid @ resid) / (n - 2)
+    sxx = float(((x - x.mean()) ** 2).sum())
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 2)) * np.sqrt(s2 * (1.0 / n + (grid - x.mean()) ** 2 / sxx))
+    return list(np.exp(center)), list(np.exp(center - half)), list(np.exp(center + half))

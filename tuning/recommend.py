@@ -34,9 +34,12 @@ def choose(records: list[dict[str, Any]], settings: dict, *, trial: int | None =
     if not complete:
         raise SpecError("no completed trials in this study: run a sweep or search first")
     if trial is not None:
-        matches = [r for r in complete if r["number"] == trial]
+        matches = [r for r in complete if r["number"] == trial and (rank is None or r["rank"] == rank)]
         if not matches:
             raise SpecError(f"no completed trial number {trial}: see `lorascope results`")
+        if len(matches) > 1:
+            ranks = ", ".join(str(r["rank"]) for r in matches)
+            raise SpecError(f"trial {trial} exists at ranks {ranks} of this search: add --rank R to pick one")
         return choice_from_record(matches[0], settings)
     report = fit_report(complete, target_rank=rank)
     rec = report["recommendation"]

@@ -60,9 +60,22 @@ def study_results(study: optuna.Study, *, with_curves: bool = True) -> dict[str,
 
 def write_json(data: dict[str, Any], path: str | Path) -> None:
     """Write ``data`` as indented JSON, creating the parent folder."""
-    path = Path(path)
+    path = check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def check_writable(path: str | Path) -> Path:
+    """Raise SpecError unless ``path`` can be written as a file (not a folder, not inside a file)."""
+    from core.specs import SpecError
+
+    path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"--json {path} is a folder: give a file path")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise SpecError(f"--json {path} lies inside the file {parent}: give a file path")
+    return path
 
 
 def _number(value: Any) -> float | None:

@@ -52,6 +52,8 @@ class SearchSpec:
             raise SpecError(str(err)) from None
         if not (math.isfinite(self.alpha_min) and self.alpha_min > 0):
             raise SpecError(f"--alpha-min must be a positive number, got {self.alpha_min}")
+        if self.alpha_max is not None and not math.isfinite(self.alpha_max):
+            raise SpecError(f"--alpha-max must be a finite number, got {self.alpha_max}")
         if self.alpha_max is not None and not self.alpha_max > self.alpha_min:
             raise SpecError(f"--alpha-max ({self.alpha_max}) must be greater than --alpha-min ({self.alpha_min})")
         if self.trials_per_rank < 1:
