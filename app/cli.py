@@ -11,6 +11,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from app.cli_args import (OneLineParser, add_source_flags, add_study_flags, add_training_flags,  # noqa: E402
                           base_spec, fail, list_of)
 from core.specs import SpecError  # noqa: E402
+from tuning.storage import DEFAULT_STORAGE  # noqa: E402
 
 
 def build_parser() -> OneLineParser:
@@ -27,6 +28,8 @@ def build_parser() -> OneLineParser:
                        help="Comma-separated scaling rules: standard, rslora.")
     sweep.add_argument("--alphas", type=list_of(float, "--alphas"), default=(16.0,), help="Comma-separated alphas.")
     sweep.add_argument("--lrs", type=list_of(float, "--lrs"), help="Comma-separated learning rates. Default: the task's.")
+    sweep.add_argument("--sqrt-law-c", type=float,
+                       help="Also run alpha = C * sqrt(r) under standard at each rank (the LoRA-alpha law).")
     add_training_flags(sweep)
     add_study_flags(sweep, required=False)
     sweep.add_argument("--json", help="Also write the results JSON to this file.")
@@ -60,6 +63,13 @@ def build_parser() -> OneLineParser:
     export.add_argument("--rank", type=int, help="Export for this rank, alpha from the fitted law.")
     export.add_argument("--trial", type=int, help="Export this trial number instead of the recommendation.")
     export.add_argument("--force", action="store_true", help="Overwrite an existing file.")
+
+    ui = sub.add_parser("ui", help="Open the Gradio app.")
+    ui.add_argument("--host", default="127.0.0.1", help="Address to bind; loopback unless you pass another.")
+    ui.add_argument("--port", type=int, default=7860, help="Port to serve on.")
+    ui.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL.")
+    ui.add_argument("--auth", help="USER:PASS to require a login.")
+    ui.add_argument("--share", action="store_true", help="Also open a public Gradio share link (needs network).")
 
     bench = sub.add_parser("bench", help="Benchmark trainer throughput and pruning savings; writes JSON.")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or mps.")

@@ -17,7 +17,7 @@ from tuning.fit import fit_report
 from tuning.recommend import choose
 from tuning.results import REPORTED_STATES, check_writable, collect_records, study_results, write_json
 from tuning.search import SearchSpec, pending_trials, run_search
-from tuning.storage import load_study, study_settings
+from tuning.storage import load_study, open_storage, study_settings
 from tuning.sweep import SweepGrid, count_waiting, prepare_sweep, run_pending
 
 DEFAULT_SWEEP_STUDY = "sweep"
@@ -36,7 +36,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     defaults = task_defaults(args.task)
     base = base_spec(args, task_defaults=defaults)
     grid = SweepGrid(ranks=args.ranks, rules=args.rules, alphas=args.alphas,
-                     lrs=args.lrs or (defaults.lr,), seed=args.seed)
+                     lrs=args.lrs or (defaults.lr,), seed=args.seed, sqrt_law_c=args.sqrt_law_c)
     check_sources(base)
     pick_device(base.device)
     if args.json:
@@ -118,6 +118,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
         base = base.with_params(device=args.device)
     pick_device(base.device)
     _run_study(study, base, quiet=args.quiet)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Serve the Gradio app until interrupted."""
+    from app.ui import launch
+
+    auth = None
+    if args.auth:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not user or not password:
+            raise SpecError("--auth must be USER:PASS with both parts non-empty")
+        auth = (user, password)
+    if not 0 < args.port < 65536:
+        raise SpecError(f"--port must be between 1 and 65535, got {args.port}")
+    open_storage(args.storage)
+    launch(host=args.host, port=args.port, storage_url=args.storage, auth=auth, share=args.share)
     return 0
 
 

@@ -131,3 +131,15 @@ def test_killed_sweep_resumes_keeping_finished_trials(tmp_path):
         assert study.trials[number].value == value  # kept, not rerun
     killed = [t for t in study.trials if t.state.name == "FAIL"]
     assert len(killed) == 1 and killed[0].user_attrs["outcome"]["status"] == "killed"
+
+
+def test_sqrt_law_adds_alpha_c_sqrt_r_under_standard():
+    grid = SweepGrid(ranks=(4, 16), rules=("rslora",), alphas=(8.0,), lrs=(1e-3,), sqrt_law_c=8.0)
+    law = [p for p in grid.points() if p["rule"] == "standard"]
+    assert [(p["rank"], p["alpha"]) for p in law] == [(4, 16.0), (16, 32.0)]
+    assert len(grid.points()) == 4
+
+
+def test_sqrt_law_coefficient_must_be_positive():
+    with pytest.raises(SpecError, match="sqrt-law-c"):
+        SweepGrid(ranks=(4,), rules=("standard",), alphas=(8.0,), lrs=(1e-3,), sqrt_law_c=0.0)

@@ -1,0 +1,73 @@
+"""Export tab: pick the recommendation or a trial; preview every format; download."""
+
+from __future__ import annotations
+
+
+import gradio as gr
+
+from app.tabs.context import UiContext
+from core.specs import SpecError
+from tuning.export import FORMATS, DEFAULT_NAMES, render, write_export
+from tuning.recommend import choose
+
+RECOMMENDED = "recommended (best eval loss)"
+LANGUAGES = {"peft": "json", "python": "python", "axolotl": "yaml", "llama-factory": "yaml"}
+
+
+def choice_labels(records: list[dict]) -> list[str]:
+    """Dropdown entries: the recommendation, then every completed trial."""
+    labels = [RECOMMENDED]
+    for rec in records:
+        if rec["state"] == "COMPLETE":
+            labels.append(f"trial {rec['number']} r={rec['rank']} {rec['rule']} alpha={rec['alpha']:.4g} "
+                          f"eval={rec['eval_loss']:.4f}")
+    return labels
+
+
+def build(ctx: UiContext) -> dict:
+    """Lay out the Export tab and wire preview and download."""
+    with gr.Row():
+        pick = gr.Dropdown([RECOMMENDED], value=RECOMMENDED, label="What to export", elem_id="export-pick")
+        fmt = gr.Radio(list(FORMATS), value="peft", label="Format", elem_id="export-format")
+        refresh = gr.Button("Refresh choices")
+    notes = gr.Markdown(elem_id="export-notes")
+    preview = gr.Code(label="Preview", language="json", elem_id="export-preview")
+    download = gr.DownloadButton("Download", elem_id="export-download")
+
+    def make(name, pick, fmt):
+        from app.state import read_study
+
+        view = read_study(ctx.storage_url, name)
+        try:
+            trial = None if pick == RECOMMENDED else int(pick.split()[1])
+            rank = None if trial is None else int(pick.split()[2].removeprefix("r="))
+            choice = choose(view.records, view.settings, trial=trial, rank=rank)
+            written, text = render(choice, fmt)
+            out_dir = ctx.runner.log_dir.parent / "exports" / _safe(name)
+            target = out_dir / (fmt if fmt == "peft" else DEFAULT_NAMES[fmt])
+            path, _ = write_export(choice, fmt, target, force=True)
+        except (SpecError, ValueError, IndexError) as err:
+            return [f"⚠️ {err}", gr.update(value="", language="json"), gr.update(value=None)]
+        lines = [f"r={written.rank}, lora_alpha={int(written.alpha)}, {written.rule}, gamma={written.gamma:.6g}"]
+        lines += [f"note: {note}" for note in written.notes]
+        return ["  \n".join(lines), gr.update(value=text, language=LANGUAGES[fmt]), gr.update(value=str(path))]
+
+    outputs = [notes, preview, download]
+    pick.change(make, [ctx.study, pick, fmt], outputs, api_name="export_preview")
+    fmt.change(make, [ctx.study, pick, fmt], outputs, api_visibility="private")
+
+    def refresh_choices(name):
+        from app.state import read_study
+
+        labels = choice_labels(read_study(ctx.storage_url, name).records)
+        return gr.update(choices=labels, value=RECOMMENDED)
+
+    refresh.click(refresh_choices, [ctx.study], [pick]).then(make, [ctx.study, pick, fmt], outputs)
+    ctx.study.change(refresh_choices, [ctx.study], [pick])
+    return {"pick": pick}
+
+
+def _safe(name: str | None) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in (name or "none"))
+
+

@@ -1,0 +1,116 @@
+"""Run tab: set up a rank x rule x alpha sweep, start and stop it, and watch live curves."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from app.figures import empty_figure, grad_norm_figure, loss_figure
+from app.forms import RULE_CHOICES, SOURCES, sweep_form
+from app.runner import list_runs
+from app.tabs.context import UiContext
+from app.views import TABLE_HEADERS, run_status, trial_rows
+from core.specs import field_help
+
+DEMO = {"source": "synthetic-facts", "ranks": "4,16,64,256", "rules": ["standard", "rslora"], "alphas": "16",
+        "lr": 1e-3, "steps": 300, "batch_size": 64, "law_c": 16.0}
+FIELDS = ["source", "model", "data", "ranks", "rules", "law_c", "alphas", "lr", "steps", "batch_size"]
+
+
+def stable_upload(path: str | None, run_dir: Path) -> str | None:
+    """Copy an uploaded file out of Gradio's temp folder, so resumed runs still find it."""
+    if not path:
+        return None
+    target = run_dir / "uploads" / Path(path).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if Path(path).resolve() != target.resolve():
+        shutil.copyfile(path, target)
+    return str(target)
+
+
+def build(ctx: UiContext) -> dict:
+    """Lay out the Run tab and wire its buttons; returns the components other parts update."""
+    with gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            source = gr.Dropdown(SOURCES, value=DEMO["source"], label="Task or your own model + data",
+                                 info=field_help("task"))
+            model = gr.Textbox(label="Model folder (your model + data)", placeholder="default: built-in tiny LM",
+                               info=field_help("model"))
+            data = gr.File(label="Dataset (JSONL, CSV or TXT)", file_types=[".jsonl", ".json", ".csv", ".txt"],
+                           type="filepath")
+            errors = {name: gr.Markdown(elem_classes=["field-error"]) for name in ("source", "model", "data")}
+            ranks = gr.Textbox(DEMO["ranks"], label="Ranks", info="comma-separated, e.g. 4,16,64,256")
+            errors["ranks"] = gr.Markdown(elem_classes=["field-error"])
+            rules = gr.CheckboxGroup(RULE_CHOICES, value=DEMO["rules"], label="Scaling rules",
+                                     info="standard: alpha/r; rslora: alpha/sqrt(r); sqrt law: standard with alpha = c*sqrt(r)")
+            errors["rules"] = gr.Markdown(elem_classes=["field-error"])
+            law_c = gr.Number(DEMO["law_c"], label="c of the sqrt law (take it from a fit on the Search tab)")
+            errors["law_c"] = gr.Markdown(elem_classes=["field-error"])
+            alphas = gr.Textbox(DEMO["alphas"], label="Alphas", info="comma-separated")
+            errors["alphas"] = gr.Markdown(elem_classes=["field-error"])
+            with gr.Row():
+                lr = gr.Number(DEMO["lr"], label="Learning rate")
+                steps = gr.Number(DEMO["steps"], label="Steps", precision=0)
+                batch_size = gr.Number(DEMO["batch_size"], label="Batch size", precision=0)
+            for name in ("lr", "steps", "batch_size"):
+                errors[name] = gr.Markdown(elem_classes=["field-error"])
+            device = gr.Dropdown(["auto", "cpu", "cuda", "mps"], value="auto", label="Device")
+            study_name = gr.Textbox(label="Study name", placeholder="new name, or an existing one to resume",
+                                    elem_id="study-name")
+            with gr.Row():
+                start = gr.Button("Start", variant="primary", elem_id="start-sweep")
+                stop = gr.Button("Stop", variant="stop", elem_id="stop-run")
+        with gr.Column(scale=3):
+            status = gr.Markdown(elem_id="run-status")
+            with gr.Row():
+                loss_plot = gr.Plot(empty_figure("loss curves appear here"), label="Loss", elem_id="loss-plot")
+                grad_plot = gr.Plot(empty_figure("gradient norms appear here"), label="Gradient norm",
+                                    elem_id="grad-plot")
+            table = gr.Dataframe(headers=TABLE_HEADERS, value=[], label="Trials", interactive=False, wrap=True)
+
+    inputs = [source, model, data, ranks, rules, law_c, alphas, lr, steps, batch_size, device, study_name]
+    error_boxes = [errors[name] for name in ["source", "model", "data", "ranks", "rules", "law_c", "alphas", "lr",
+                                             "steps", "batch_size"]]
+
+    def start_sweep(source, model, data, ranks, rules, law_c, alphas, lr, steps, batch_size, device, name):
+        data = stable_upload(data, ctx.runner.log_dir.parent)
+        form = sweep_form(source, model, data, ranks, rules, law_c, alphas, lr, steps, batch_size, device)
+        messages = [f"⚠️ {form.errors[key]}" if key in form.errors else "" for key in
+                    ["source", "model", "data", "ranks", "rules", "law_c", "alphas", "lr", "steps", "batch_size"]]
+        if not form.ok:
+            return ["Fix the fields marked ⚠️ and press Start again.", gr.update(), *messages]
+        name = (name or "").strip() or time.strftime("sweep-%Y%m%d-%H%M%S")
+        try:
+            ctx.runner.start(form.argv, name)
+        except (RuntimeError, OSError) as err:
+            return [f"⚠️ {err}", gr.update(), *messages]
+        return [f"Started **{name}**: curves appear within seconds.",
+                gr.update(choices=[name, *[n for n in list_runs(ctx.storage_url) if n != name]], value=name),
+                *messages]
+
+    start.click(start_sweep, inputs, [status, ctx.study, *error_boxes], api_name="start_sweep")
+
+    def stop_run(name):
+        if not name:
+            return "No study selected."
+        return ctx.runner.stop(name)
+
+    stop.click(stop_run, [ctx.study], [status], api_name="stop_run")
+    return {"law_c": law_c, "status": status, "loss_plot": loss_plot, "grad_plot": grad_plot, "table": table,
+            "source": {"source": source, "model": model, "data": data, "device": device, "steps": steps,
+                       "batch_size": batch_size, "lr": lr}}
+
+
+def live_outputs(view, ctx: UiContext) -> list:
+    """Status, loss figure, grad-norm figure and table for a study snapshot."""
+    running = bool(view.name) and ctx.runner.is_running(view.name)
+    exit_message = ctx.runner.exit_message(view.name) if view.name else None
+    status = run_status(view.name, view.records, running=running, waiting=view.waiting, exit_message=exit_message)
+    with_curves = [r for r in view.records if r.get("curve")]
+    if not with_curves:
+        return [status, empty_figure("waiting for the first steps..."), empty_figure("waiting for the first steps..."),
+                trial_rows(view.records, view.steps)]
+    return [status, loss_figure(view.records), grad_norm_figure(view.records), trial_rows(view.records, view.steps)]

@@ -1,0 +1,101 @@
+"""The Gradio app: wires the tabs to the storage. Training runs in worker processes, never here."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+
+import gradio as gr
+
+from app.runner import Runner, list_runs
+from app.state import read_study
+from app.tabs import compare_tab, export_tab, run_tab, search_tab, studies_tab
+from app.tabs.context import UiContext
+from core.specs import SpecError
+from tuning.results import study_results
+from tuning.storage import DEFAULT_STORAGE, load_study
+
+REFRESH_SECONDS = 2.0
+CSS = ".field-error p { color: #b42318; margin: 0; font-size: 0.9em; }"
+INTRO = ("# lorascope\nShort LoRA fine-tunes over ranks, alphas and scaling rules. Standard LoRA scales the "
+         "adapter by **alpha/r**, rsLoRA by **alpha/sqrt(r)**: watch what that does to the gradient norm "
+         "and the loss as the rank grows. Press **Start** to run the built-in demo.")
+
+
+def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs") -> gr.Blocks:
+    """Build the Blocks app over one storage."""
+    ctx = UiContext(storage_url=storage_url, runner=Runner(storage_url, run_dir))
+    with gr.Blocks(title="lorascope") as app:
+        gr.Markdown(INTRO)
+        runs = list_runs(storage_url)
+        ctx.study = gr.Dropdown(runs, value=runs[0] if runs else None, label="Study", allow_custom_value=True,
+                                elem_id="study-select", info="every tab shows this study; runs go on when the page closes")
+        with gr.Tabs():
+            with gr.Tab("Run", id="run"):
+                run = run_tab.build(ctx)
+                ctx.source = run["source"]
+            with gr.Tab("Compare", id="compare"):
+                compare = compare_tab.build()
+            with gr.Tab("Search & fit", id="search"):
+                search = search_tab.build(ctx, law_c=run["law_c"])
+            with gr.Tab("Export", id="export"):
+                export_tab.build(ctx)
+            with gr.Tab("Studies", id="studies"):
+                studies = studies_tab.build(ctx)
+
+        outputs = [run["status"], run["loss_plot"], run["grad_plot"], run["table"], compare["verdicts"],
+                   compare["loss_vs_rank"], compare["grad_vs_rank"], search["fit_text"], search["landscape"],
+                   search["law"]]
+
+        def refresh(name, which):
+            view = read_study(storage_url, name)
+            return [*run_tab.live_outputs(view, ctx), *compare_tab.compare_outputs(view.records, which),
+                    *search_tab.search_outputs(view.records)]
+
+        timer = gr.Timer(REFRESH_SECONDS)
+        timer.tick(refresh, [ctx.study, compare["which"]], outputs, api_name="refresh", show_progress="hidden")
+        ctx.study.change(refresh, [ctx.study, compare["which"]], outputs, show_progress="hidden")
+        compare["which"].change(refresh, [ctx.study, compare["which"]], outputs, show_progress="hidden")
+        app.load(refresh, [ctx.study, compare["which"]], outputs, show_progress="hidden")
+        app.load(studies["refresh_all"], None, [studies["table"], ctx.study])
+
+        def results(name: str) -> dict:
+            """The study's results JSON (as `lorascope results --json` writes it)."""
+            try:
+                return study_results(load_study(storage_url, name))
+            except SpecError as err:
+                return {"study": name, "trials": [], "error": str(err)}
+
+        gr.api(results, api_name="results")
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and names resolving only to them."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+        except OSError:
+            return False
+
+
+def bind_warning(host: str, auth: tuple[str, str] | None) -> str | None:
+    """The warning for serving beyond this machine without a login, else None."""
+    if is_loopback(host) or auth is not None:
+        return None
+    return (f"lorascope: warning: serving on {host} without --auth: anyone who can reach this machine can "
+            f"start runs. Pass --auth USER:PASS.")
+
+
+def launch(*, host: str = "127.0.0.1", port: int = 7860, storage_url: str = DEFAULT_STORAGE,
+           auth: tuple[str, str] | None = None, share: bool = False, block: bool = True):
+    """Start the server; warns when reachable from other machines without a login."""
+    warning = bind_warning(host, auth)
+    if warning:
+        print(warning, file=sys.stderr)
+    app = build_app(storage_url)
+    return app.launch(server_name=host, server_port=port, auth=auth, share=share, css=CSS, quiet=False,
+                      prevent_thread_lock=not block, footer_links=["api"])

@@ -1,0 +1,71 @@
+"""Worker processes for the UI: logs to files, stop reaches the whole process group."""
+
+import os
+import time
+
+import optuna
+import pytest
+
+from app.runner import Runner, list_runs
+
+
+def _wait(predicate, timeout=60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+SWEEP = ["sweep", "--task", "synthetic-style", "--ranks", "4,8", "--rules", "standard", "--alphas", "16",
+         "--steps", "20000", "--batch-size", "8", "--device", "cpu"]
+
+
+def test_worker_writes_to_a_log_and_stop_ends_it_cleanly(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    runner = Runner(url, tmp_path / "runs")
+    info = runner.start(SWEEP, "long")
+    assert _wait(lambda: any(t.state.name == "RUNNING" and "curve_00000" in t.user_attrs
+                             for t in _trials(url, "long")))
+    with pytest.raises(RuntimeError, match="already running"):
+        runner.start(SWEEP, "long")
+    message = runner.stop("long")
+    assert "stopped" in message and not runner.is_running("long")
+    with pytest.raises(ProcessLookupError):
+        os.kill(info.pid, 0)
+    outcomes = {t.user_attrs.get("outcome", {}).get("status") for t in _trials(url, "long")}
+    assert outcomes == {"stopped"}  # the running trial ended cleanly, the queued one never started
+    assert all(t.state.name == "FAIL" for t in _trials(url, "long"))
+    assert info.log.read_text().startswith("\n$ lorascope sweep")
+
+
+def test_runner_reattaches_after_an_app_restart(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    Runner(url, tmp_path / "runs").start(SWEEP, "again")
+    restarted = Runner(url, tmp_path / "runs")  # a new app process knows the worker by its pid file
+    assert _wait(lambda: restarted.is_running("again"))
+    restarted.stop("again")
+    assert not restarted.is_running("again")
+
+
+def test_bad_arguments_surface_as_the_workers_last_line(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    runner = Runner(url, tmp_path / "runs")
+    runner.start(["sweep", "--task", "nope"], "bad")
+    assert _wait(lambda: not runner.is_running("bad"))
+    assert "unknown task 'nope'" in runner.exit_message("bad")
+
+
+def test_list_runs_groups_search_studies_under_their_name(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    for name in ("sweep-a", "srch/r4", "srch/r16"):
+        optuna.create_study(storage=url, study_name=name)
+    assert list_runs(url) == ["srch", "sweep-a"]
+
+
+def _trials(url, name):
+    try:
+        return optuna.load_study(study_name=name, storage=url).trials
+    except KeyError:
+        return []

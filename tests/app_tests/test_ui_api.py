@@ -1,0 +1,74 @@
+"""The Gradio app through its API (gradio_client): start a run, read back results, export."""
+
+import json
+import socket
+import time
+
+import pytest
+from gradio_client import Client
+
+from app.ui import bind_warning, build_app, is_loopback
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ui")
+    app = build_app(f"sqlite:///{tmp}/s.db", run_dir=str(tmp / "runs"))
+    port = _free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    app.close()
+
+
+def _wait_results(client, name, n, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        results = client.predict(name, api_name="/results")
+        if len(results["trials"]) == n and all(t["state"] == "COMPLETE" for t in results["trials"]):
+            return results
+        time.sleep(1)
+    raise AssertionError(f"trials did not complete: {results}")
+
+
+def test_api_starts_a_sweep_and_reads_back_its_results(client):
+    status, *_ = client.predict("synthetic-facts", "", None, "4,64", ["standard", "rslora"], 16.0, "16", 1e-3, 60,
+                                32, "cpu", "api-sweep", api_name="/start_sweep")
+    assert "Started" in status
+    results = _wait_results(client, "api-sweep", 4)
+    by_key = {(t["rule"], t["rank"]): t for t in results["trials"]}
+    assert by_key["standard", 64]["gamma"] == pytest.approx(16 / 64)
+    assert by_key["rslora", 64]["gamma"] == pytest.approx(16 / 8)
+    assert all(len(t["curve"]) == 60 for t in results["trials"])
+    outputs = client.predict("api-sweep", "step0", api_name="/refresh")
+    verdicts = outputs[4]
+    assert "standard**: collapsing" in verdicts and "rslora**: rank-stabilized" in verdicts
+
+
+def test_invalid_fields_are_reported_and_nothing_starts(client):
+    status, _study, *errors = client.predict("synthetic-facts", "", None, "0,4", ["standard"], 16.0, "16", 1e-3, 0,
+                                             32, "cpu", "never", api_name="/start_sweep")
+    assert "Fix the fields" in status
+    assert any("rank" in e for e in errors) and any("steps" in e for e in errors)
+    assert client.predict("never", api_name="/results")["trials"] == []
+
+
+def test_export_preview_of_the_recommendation(client):
+    _wait_results(client, "api-sweep", 4)
+    notes, preview, download = client.predict("api-sweep", "recommended (best eval loss)", "peft",
+                                              api_name="/export_preview")
+    config = json.loads(preview["value"] if isinstance(preview, dict) else preview)
+    assert config["r"] in (4, 64) and config["peft_type"] == "LORA"
+    assert "gamma=" in notes
+
+
+def test_loopback_binding_needs_no_warning_and_public_binding_does():
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
+    assert bind_warning("127.0.0.1", None) is None
+    assert "--auth" in bind_warning("0.0.0.0", None)
+    assert bind_warning("0.0.0.0", ("user", "secret")) is None
