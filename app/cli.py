@@ -9,7 +9,7 @@ import sys
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from app.cli_args import (OneLineParser, add_source_flags, add_study_flags, add_training_flags,  # noqa: E402
-                          base_spec, fail, list_of)
+                          fail, list_of)
 from core.specs import SpecError  # noqa: E402
 from tuning.storage import DEFAULT_STORAGE  # noqa: E402
 

@@ -6,29 +6,23 @@ running a sweep.
 """
 
 import json
-import time
 
 import pytest
 import torch
 
 import app.cli
 import app.commands
+from bad_input import TrainingStarted, run_bad
 import core.models
-from tuning.storage import open_storage, study_names
+from tuning.storage import study_names
 
 FAST_SECONDS = 1.0  # bad input must be rejected at once (imports are warmed up by the fixture)
 STORAGE_SECONDS = 2.0  # cases that must open (and so create) a SQLite storage first
 SYNTH = ["--task", "synthetic-style"]
 
 
-class TrainingStarted(BaseException):
-    """Raised by the tripwire: the command got as far as running trials."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def warm_storage(tmp_path_factory):
-    """Pay SQLAlchemy's and Optuna's one-off import and set-up cost outside the timed calls."""
-    open_storage(f"sqlite:///{tmp_path_factory.mktemp('warm')}/warm.db")
 
 
 @pytest.fixture(autouse=True)
@@ -58,18 +52,6 @@ def unusable_data(tmp_path):
     return path
 
 
-def run_bad(capsys, argv: list[str]) -> tuple[str, float]:
-    """Run the CLI; assert exit status 2 and one stderr line; return (that line, seconds)."""
-    started = time.perf_counter()
-    with pytest.raises(SystemExit) as exit_info:
-        app.cli.main(argv)
-    seconds = time.perf_counter() - started
-    out, err = capsys.readouterr()
-    assert exit_info.value.code == 2, f"exit status {exit_info.value.code!r}, stderr: {err!r}"
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].strip(), f"stderr must be exactly one non-empty line, got {err!r}"
-    assert out == "", f"nothing belongs on stdout for bad input, got {out!r}"
-    return lines[0], seconds
 
 
 def sweep(storage: str, *extra: str) -> list[str]:

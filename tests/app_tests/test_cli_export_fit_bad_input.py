@@ -13,22 +13,23 @@ from optuna.trial import TrialState
 
 import app.cli
 import app.commands
+from bad_input import TrainingStarted
+from bad_input import run_bad as run_bad_timed
 import tuning.search
 import tuning.sweep
 from core.specs import TrialSpec
-from tuning.storage import SETTINGS_ATTR, open_storage, study_names
+from tuning.storage import SETTINGS_ATTR, study_names
+
+
+def run_bad(capsys, argv, *, empty_stdout=True):
+    return run_bad_timed(capsys, argv, empty_stdout=empty_stdout)[0]
+
 
 SYNTH = ["--task", "synthetic-style"]
 
 
-class TrainingStarted(BaseException):
-    """Raised by the tripwires: the command got as far as running trials."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def warm_storage(tmp_path_factory):
-    """Pay SQLAlchemy's and Optuna's one-off import and set-up cost once."""
-    open_storage(f"sqlite:///{tmp_path_factory.mktemp('warm')}/warm.db")
 
 
 @pytest.fixture(autouse=True)
@@ -48,17 +49,6 @@ def storage(tmp_path):
     return f"sqlite:///{tmp_path}/s.db"
 
 
-def run_bad(capsys, argv: list[str], *, empty_stdout: bool = True) -> str:
-    """Run the CLI; assert exit status 2, one stderr line and nothing on stdout; return the line."""
-    with pytest.raises(SystemExit) as exit_info:
-        app.cli.main(argv)
-    out, err = capsys.readouterr()
-    assert exit_info.value.code == 2, f"exit status {exit_info.value.code!r}, stderr: {err!r}"
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].strip(), f"stderr must be exactly one non-empty line, got {err!r}"
-    if empty_stdout:
-        assert out == "", f"nothing belongs on stdout for bad input, got {out!r}"
-    return lines[0]
 
 
 # --- studies built without training --------------------------------------------------------------
