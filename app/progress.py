@@ -24,6 +24,8 @@ def trial_summary(trial: optuna.trial.FrozenTrial) -> str:
         floor = f" (svd floor {rec['svd_floor']:.4f})" if rec["svd_floor"] is not None else ""
         return (f"{head}: eval {rec['eval_loss']:.4f}, final {rec['final_loss']:.4f}{floor}, "
                 f"{rec['seconds']:.1f} s")
+    if rec["state"] == "PRUNED":
+        return f"{head}: pruned after {rec['steps_done']} steps (eval {rec['eval_loss'] or float('nan'):.4f})"
     return f"{head}: {rec['state']} {rec['status']}: {rec['error'] or ''}".rstrip(": ")
 
 
