@@ -55,10 +55,12 @@ def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs") -> gr.B
 
         timer = gr.Timer(REFRESH_SECONDS)
         timer.tick(refresh, [ctx.study, compare["which"]], outputs, api_name="refresh", show_progress="hidden")
-        ctx.study.change(refresh, [ctx.study, compare["which"]], outputs, show_progress="hidden")
-        compare["which"].change(refresh, [ctx.study, compare["which"]], outputs, show_progress="hidden")
-        app.load(refresh, [ctx.study, compare["which"]], outputs, show_progress="hidden")
-        app.load(studies["refresh_all"], None, [studies["table"], ctx.study])
+        ctx.study.change(refresh, [ctx.study, compare["which"]], outputs, show_progress="hidden",
+                         api_visibility="private")
+        compare["which"].change(refresh, [ctx.study, compare["which"]], outputs, show_progress="hidden",
+                                api_visibility="private")
+        app.load(refresh, [ctx.study, compare["which"]], outputs, show_progress="hidden", api_visibility="private")
+        app.load(studies["refresh_all"], None, [studies["table"], ctx.study], api_visibility="private")
 
         def results(name: str) -> dict:
             """The study's results JSON (as `lorascope results --json` writes it)."""

@@ -62,8 +62,9 @@ def build(ctx: UiContext) -> dict:
         labels = choice_labels(read_study(ctx.storage_url, name).records)
         return gr.update(choices=labels, value=RECOMMENDED)
 
-    refresh.click(refresh_choices, [ctx.study], [pick]).then(make, [ctx.study, pick, fmt], outputs)
-    ctx.study.change(refresh_choices, [ctx.study], [pick])
+    refresh.click(refresh_choices, [ctx.study], [pick], api_name="export_choices").then(
+        make, [ctx.study, pick, fmt], outputs, api_visibility="private")
+    ctx.study.change(refresh_choices, [ctx.study], [pick], api_visibility="private")
     return {"pick": pick}
 
 

@@ -62,7 +62,7 @@ def build(ctx: UiContext, law_c) -> dict:
         laws = [e["law"] for e in (report or {}).get("rules", {}).values() if e.get("law")]
         return laws[0]["sqrt_c"] if laws else gr.update()
 
-    use_c.click(fitted_c, [ctx.study], [law_c])
+    use_c.click(fitted_c, [ctx.study], [law_c], api_name="fitted_c")
     return {"fit_text": fit_text, "landscape": landscape, "law": law}
 
 

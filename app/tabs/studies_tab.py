@@ -32,11 +32,11 @@ def build(ctx: UiContext) -> dict:
     def refresh_all():
         return study_rows(ctx), gr.update(choices=list_runs(ctx.storage_url))
 
-    refresh.click(refresh_all, None, [table, ctx.study])
+    refresh.click(refresh_all, None, [table, ctx.study], api_name="studies")
 
     def open_study(evt: gr.SelectData):
         row = evt.row_value if hasattr(evt, "row_value") else None
         return gr.update(value=row[0]) if row else gr.update()
 
-    table.select(open_study, None, [ctx.study])
+    table.select(open_study, None, [ctx.study], api_visibility="private")
     return {"table": table, "refresh_all": refresh_all}
