@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch 2.13.0 lies on this machine's disk; a looser pin downloads a CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install run demo test bench clean
+.PHONY: install browser run demo test bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,14 +15,22 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-run: demo
+run: $(STAMP)
+	$(VENV)/bin/lorascope ui --host 127.0.0.1 --port 7860
 
 demo: $(STAMP)
 	$(VENV)/bin/lorascope sweep --task synthetic-facts --ranks 4,16,64,256 --rules standard,rslora \
 		--alphas 16 --lrs 1e-3 --steps 300 --study demo-synthetic-facts
 
-test: $(STAMP)
+# Debian's chromium and chromedriver for the browser test (no browser download of any other kind)
+browser:
+	bash scripts/install_browser.sh
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(VENV)/bin/lorascope bench --json runs/bench.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -23,7 +23,7 @@ from tuning.fit import RankOptimum, confidence_band
 Record = dict[str, Any]
 
 UIREVISION = "lorascope"
-HEIGHT = 380
+HEIGHT = 460
 RULE_DASH = {"standard": "dot", "rslora": "solid"}
 RULE_SYMBOL = {"standard": "circle", "rslora": "diamond"}
 RULE_COLOR = {"standard": "#d62728", "rslora": "#1f77b4"}
@@ -295,8 +295,10 @@ def _num(value: Any) -> float | None:
 def _layout(title: str) -> go.Layout:
     return go.Layout(template="plotly_white", height=HEIGHT, uirevision=UIREVISION, hovermode="closest",
                      title={"text": title, "font": {"size": 15}, "x": 0.02},
-                     margin={"l": 60, "r": 20, "t": 45, "b": 50},
-                     legend={"font": {"size": 11}, "itemsizing": "constant", "groupclick": "togglegroup"})
+                     margin={"l": 60, "r": 20, "t": 45, "b": 40},
+                     # below the plot, so the drawing keeps the full width of a half-page column
+                     legend={"font": {"size": 10}, "itemsizing": "constant", "groupclick": "togglegroup",
+                             "orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
 
 
 def _rule_order(rule: str) -> int:
@@ -412,7 +414,8 @@ def _curve_figure(records: list[Record], field: str, title: str, ytitle: str, *,
                     meta=_trial_meta(rec, "eval")))
     fig = go.Figure(data=traces, layout=_layout(title))
     fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text=ytitle, type="log" if log_y else "linear")
+    # decades only on log axes: the 2..9 minor labels collide in a small plot
+    fig.update_yaxes(title_text=ytitle, type="log" if log_y else "linear", **({"dtick": 1} if log_y else {}))
     return fig
 
 

@@ -60,7 +60,7 @@ def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs") -> gr.B
         compare["which"].change(refresh, [ctx.study, compare["which"]], outputs, show_progress="hidden",
                                 api_visibility="private")
         app.load(refresh, [ctx.study, compare["which"]], outputs, show_progress="hidden", api_visibility="private")
-        app.load(studies["refresh_all"], None, [studies["table"], ctx.study], api_visibility="private")
+        app.load(studies["refresh_all"], [ctx.study], [studies["table"], ctx.study], api_visibility="private")
 
         def results(name: str) -> dict:
             """The study's results JSON (as `lorascope results --json` writes it)."""

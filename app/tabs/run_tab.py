@@ -41,22 +41,22 @@ def build(ctx: UiContext) -> dict:
                                info=field_help("model"))
             data = gr.File(label="Dataset (JSONL, CSV or TXT)", file_types=[".jsonl", ".json", ".csv", ".txt"],
                            type="filepath")
-            errors = {name: gr.Markdown(elem_classes=["field-error"]) for name in ("source", "model", "data")}
+            errors = {name: gr.Markdown(elem_classes=["field-error"], visible=False) for name in ("source", "model", "data")}
             ranks = gr.Textbox(DEMO["ranks"], label="Ranks", info="comma-separated, e.g. 4,16,64,256")
-            errors["ranks"] = gr.Markdown(elem_classes=["field-error"])
+            errors["ranks"] = gr.Markdown(elem_classes=["field-error"], visible=False)
             rules = gr.CheckboxGroup(RULE_CHOICES, value=DEMO["rules"], label="Scaling rules",
                                      info="standard: alpha/r; rslora: alpha/sqrt(r); sqrt law: standard with alpha = c*sqrt(r)")
-            errors["rules"] = gr.Markdown(elem_classes=["field-error"])
+            errors["rules"] = gr.Markdown(elem_classes=["field-error"], visible=False)
             law_c = gr.Number(DEMO["law_c"], label="c of the sqrt law (take it from a fit on the Search tab)")
-            errors["law_c"] = gr.Markdown(elem_classes=["field-error"])
+            errors["law_c"] = gr.Markdown(elem_classes=["field-error"], visible=False)
             alphas = gr.Textbox(DEMO["alphas"], label="Alphas", info="comma-separated")
-            errors["alphas"] = gr.Markdown(elem_classes=["field-error"])
+            errors["alphas"] = gr.Markdown(elem_classes=["field-error"], visible=False)
             with gr.Row():
                 lr = gr.Number(DEMO["lr"], label="Learning rate")
                 steps = gr.Number(DEMO["steps"], label="Steps", precision=0)
                 batch_size = gr.Number(DEMO["batch_size"], label="Batch size", precision=0)
             for name in ("lr", "steps", "batch_size"):
-                errors[name] = gr.Markdown(elem_classes=["field-error"])
+                errors[name] = gr.Markdown(elem_classes=["field-error"], visible=False)
             device = gr.Dropdown(["auto", "cpu", "cuda", "mps"], value="auto", label="Device")
             study_name = gr.Textbox(label="Study name", placeholder="new name, or an existing one to resume",
                                     elem_id="study-name")
@@ -69,7 +69,8 @@ def build(ctx: UiContext) -> dict:
                 loss_plot = gr.Plot(empty_figure("loss curves appear here"), label="Loss", elem_id="loss-plot")
                 grad_plot = gr.Plot(empty_figure("gradient norms appear here"), label="Gradient norm",
                                     elem_id="grad-plot")
-            table = gr.Dataframe(headers=TABLE_HEADERS, value=[], label="Trials", interactive=False, wrap=True)
+            table = gr.Dataframe(headers=TABLE_HEADERS, value=[], label="Trials", interactive=False, wrap=False,
+                                 max_height=420)
 
     inputs = [source, model, data, ranks, rules, law_c, alphas, lr, steps, batch_size, device, study_name]
     error_boxes = [errors[name] for name in ["source", "model", "data", "ranks", "rules", "law_c", "alphas", "lr",
@@ -78,7 +79,8 @@ def build(ctx: UiContext) -> dict:
     def start_sweep(source, model, data, ranks, rules, law_c, alphas, lr, steps, batch_size, device, name):
         data = stable_upload(data, ctx.runner.log_dir.parent)
         form = sweep_form(source, model, data, ranks, rules, law_c, alphas, lr, steps, batch_size, device)
-        messages = [f"⚠️ {form.errors[key]}" if key in form.errors else "" for key in
+        messages = [gr.update(value=f"⚠️ {form.errors[key]}", visible=True) if key in form.errors else
+                    gr.update(value="", visible=False) for key in
                     ["source", "model", "data", "ranks", "rules", "law_c", "alphas", "lr", "steps", "batch_size"]]
         if not form.ok:
             return ["Fix the fields marked ⚠️ and press Start again.", gr.update(), *messages]
@@ -91,7 +93,8 @@ def build(ctx: UiContext) -> dict:
                 gr.update(choices=[name, *[n for n in list_runs(ctx.storage_url) if n != name]], value=name),
                 *messages]
 
-    start.click(start_sweep, inputs, [status, ctx.study, *error_boxes], api_name="start_sweep")
+    start.click(start_sweep, inputs, [status, ctx.study, *error_boxes], api_name="start_sweep",
+                show_progress="hidden")
 
     def stop_run(name):
         if not name:

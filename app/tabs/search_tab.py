@@ -28,7 +28,7 @@ def build(ctx: UiContext, law_c) -> dict:
             with gr.Row():
                 sampler = gr.Dropdown(["tpe", "gp", "grid"], value="tpe", label="Sampler")
                 pruner = gr.Dropdown(["none", "median", "hyperband"], value="median", label="Pruner")
-            errors = gr.Markdown(elem_classes=["field-error"])
+            errors = gr.Markdown(elem_classes=["field-error"], visible=False)
             study_name = gr.Textbox(label="Search name", placeholder="new name, or an existing one to continue")
             start = gr.Button("Start search", variant="primary", elem_id="start-search")
         with gr.Column(scale=3):
@@ -44,13 +44,14 @@ def build(ctx: UiContext, law_c) -> dict:
         form = search_form(source, model, data, ranks, rule, alpha_min, alpha_max, trials, sampler, pruner, lr,
                            steps, batch_size, device)
         if not form.ok:
-            return ["\n".join(f"⚠️ {message}" for message in form.errors.values()), gr.update()]
+            text = "\n".join(f"⚠️ {message}" for message in form.errors.values())
+            return [gr.update(value=text, visible=True), gr.update()]
         name = (name or "").strip() or time.strftime("search-%Y%m%d-%H%M%S")
         try:
             ctx.runner.start(form.argv, name)
         except (RuntimeError, OSError) as err:
-            return [f"⚠️ {err}", gr.update()]
-        return ["", gr.update(choices=[name, *[n for n in list_runs(ctx.storage_url) if n != name]], value=name)]
+            return [gr.update(value=f"⚠️ {err}", visible=True), gr.update()]
+        return [gr.update(value="", visible=False), gr.update(choices=[name, *[n for n in list_runs(ctx.storage_url) if n != name]], value=name)]
 
     start.click(start_search, [ranks, rule, alpha_min, alpha_max, trials, sampler, pruner, study_name, src["source"],
                                src["model"], src["data"], src["device"], src["steps"], src["batch_size"], src["lr"]],

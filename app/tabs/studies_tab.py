@@ -29,10 +29,13 @@ def build(ctx: UiContext) -> dict:
     table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, elem_id="studies-table")
     refresh = gr.Button("Refresh")
 
-    def refresh_all():
-        return study_rows(ctx), gr.update(choices=list_runs(ctx.storage_url))
+    def refresh_all(current=None):
+        runs = list_runs(ctx.storage_url)
+        # a fresh page opens the newest study, so a run started elsewhere shows at once
+        value = current if current in runs else (runs[0] if runs else None)
+        return study_rows(ctx), gr.update(choices=runs, value=value)
 
-    refresh.click(refresh_all, None, [table, ctx.study], api_name="studies")
+    refresh.click(refresh_all, [ctx.study], [table, ctx.study], api_name="studies")
 
     def open_study(evt: gr.SelectData):
         row = evt.row_value if hasattr(evt, "row_value") else None

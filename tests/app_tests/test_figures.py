@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from app.figures import (
+    HEIGHT,
     SVD_FLOOR_NAME,
     alpha_landscape_figure,
     alpha_law_figure,
@@ -304,6 +305,6 @@ def test_every_figure_uses_the_shared_layout():
             grad_norm_vs_rank_figure(records), alpha_landscape_figure(records), empty_figure("x"),
             alpha_law_figure(fit_report(_law_records("standard", 20.0, 1.0)))]
     for fig in figs:
-        assert fig.layout.height == 380 and fig.layout.uirevision == figs[0].layout.uirevision
+        assert fig.layout.height == HEIGHT and fig.layout.uirevision == figs[0].layout.uirevision
         assert fig.layout.template.layout.paper_bgcolor == "white"  # plotly_white
         fig.to_json()  # serialisable as Gradio will send it

@@ -54,7 +54,8 @@ def test_invalid_fields_are_reported_and_nothing_starts(client):
     status, _study, *errors = client.predict("synthetic-facts", "", None, "0,4", ["standard"], 16.0, "16", 1e-3, 0,
                                              32, "cpu", "never", api_name="/start_sweep")
     assert "Fix the fields" in status
-    assert any("rank" in e for e in errors) and any("steps" in e for e in errors)
+    shown = [e["value"] for e in errors if e["visible"]]  # the boxes under the bad fields, and only those
+    assert len(shown) == 2 and "rank" in shown[0] and "steps" in shown[1]
     assert client.predict("never", api_name="/results")["trials"] == []
 
 
