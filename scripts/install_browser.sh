@@ -10,15 +10,17 @@ if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
     exit 0
 fi
 
+# Without root or apt the browser test is skipped (it says so), and the rest of `make test` runs.
 if [ "$(id -u)" -ne 0 ]; then
-    echo "install_browser: needs root to apt-get install chromium chromium-driver; run:" >&2
-    echo "  sudo $0" >&2
-    exit 1
+    echo "install_browser: warning: not root, so chromium is not installed and the browser test will be" \
+         "skipped; run: sudo $0" >&2
+    exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install_browser: apt-get not found; install chromium and chromedriver with your package manager" >&2
-    exit 1
+    echo "install_browser: warning: apt-get not found; install chromium and chromedriver with your package" \
+         "manager, or the browser test will be skipped" >&2
+    exit 0
 fi
 
 apt-get update -qq

@@ -21,7 +21,7 @@ def test_tiny_lm_loads_offline_and_scores_text(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model, tokenizer = load_model_and_tokenizer(None)
     ids = tokenizer("The capital of Velmora is Quandrel.", return_tensors="pt").input_ids
-    loss = float(model(input_ids=ids, labels=ids).loss)
+    loss = float(model(input_ids=ids, labels=ids).loss.detach())
     assert 0 < loss < 8.0  # below uniform over the 2048-token vocab (7.62) plus slack
     assert tokenizer.decode(tokenizer.encode("naïve\tcafé 🙂", add_special_tokens=False)) == "naïve\tcafé 🙂"
 
