@@ -64,7 +64,8 @@ def build(ctx: UiContext) -> dict:
 
     refresh.click(refresh_choices, [ctx.study], [pick], api_name="export_choices").then(
         make, [ctx.study, pick, fmt], outputs, api_visibility="private")
-    ctx.study.change(refresh_choices, [ctx.study], [pick], api_visibility="private")
+    ctx.study.change(refresh_choices, [ctx.study], [pick], api_visibility="private").then(
+        make, [ctx.study, pick, fmt], outputs, api_visibility="private")
     return {"pick": pick}
 
 

@@ -23,7 +23,8 @@ def build(ctx: UiContext, law_c) -> dict:
             rule = gr.Radio(["standard", "rslora"], value="standard", label="Rule")
             with gr.Row():
                 alpha_min = gr.Number(1.0, label="alpha min")
-                alpha_max = gr.Number(None, label="alpha max (default 512*sqrt(max rank))")
+                alpha_max = gr.Number(4096.0, label="alpha max",
+                                      info="4096 = 512*sqrt(64): past the LoRA-alpha paper's 256*sqrt(r)")
             trials = gr.Number(12, label="Trials per rank", precision=0)
             with gr.Row():
                 sampler = gr.Dropdown(["tpe", "gp", "grid"], value="tpe", label="Sampler")
