@@ -11,47 +11,49 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import sample_colorscale
 
+from app.figure_style import (
+    COLLAPSING_BELOW,
+    HEIGHT,
+    MAX_POINTS,
+    METRIC_COLOR,
+    Record,
+    STABLE_ABOVE,
+    SVD_FLOOR_NAME,
+    dash,
+    empty_figure,
+    fmt,
+    layout,
+    log_rank_axis,
+    num,
+    ordered_rules,
+    rank_color,
+    rank_grid,
+    rgba,
+    rule_color,
+    rule_order,
+    series,
+    symbol,
+    thin,
+    trace_label,
+    trial_meta,
+    two,
+)
 from tuning.fit import RankOptimum, confidence_band
 
-Record = dict[str, Any]
-
-UIREVISION = "lorascope"
-HEIGHT = 460
-RULE_DASH = {"standard": "dot", "rslora": "solid"}
-RULE_SYMBOL = {"standard": "circle", "rslora": "diamond"}
-RULE_COLOR = {"standard": "#d62728", "rslora": "#1f77b4"}
-OTHER_COLOR = "#7f7f7f"
-METRIC_COLOR = {"eval": "#1f77b4", "final": "#ff7f0e", "svd_floor": "#444444"}
-SVD_FLOOR_NAME = "SVD floor (best any rank-r adapter can do)"
-STABLE_ABOVE = -0.15  # grad-norm slope vs rank above this: rank-stabilized
-COLLAPSING_BELOW = -0.35  # below this: collapsing like standard LoRA's r^-0.5
-MAX_POINTS = 2000  # per curve trace; longer curves are thinned (the last point is kept)
+__all__ = [
+    "HEIGHT", "SVD_FLOOR_NAME", "alpha_landscape_figure", "alpha_law_figure", "empty_figure", "grad_norm_figure",
+    "grad_norm_slopes", "grad_norm_vs_rank_figure", "loss_figure", "rank_color", "rank_comparison_figure", "verdict",
+]
 
 
-def rank_color(rank: int | None, ranks: Iterable[int | None]) -> str:
-    """The colour of ``rank`` on a sequential palette over the sorted distinct ``ranks``."""
-    distinct = sorted({r for r in ranks if r is not None})
-    if rank is None or rank not in distinct:
-        return OTHER_COLOR
-    if len(distinct) == 1:
-        return sample_colorscale("Viridis", [0.4])[0]
-    return sample_colorscale("Viridis", [0.8 * distinct.index(rank) / (len(distinct) - 1)])[0]
 
 
-def empty_figure(message: str) -> go.Figure:
-    """A blank figure with ``message`` centred on it."""
-    fig = go.Figure(layout=_layout(""))
-    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False})
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                       font={"size": 15, "color": "#666666"})
-    return fig
+
 
 
 def loss_figure(records: list[Record], *, max_points: int = MAX_POINTS) -> go.Figure:
@@ -75,27 +77,27 @@ def rank_comparison_figure(records: list[Record]) -> go.Figure:
             best[key] = rec
     floors: dict[int, float] = {}
     for rec in records:
-        floor = _num(rec.get("svd_floor"))
+        floor = num(rec.get("svd_floor"))
         if floor is not None and rec.get("rank") is not None:
             floors[rec["rank"]] = min(floor, floors.get(rec["rank"], math.inf))
     if not best:
         return empty_figure("No finished trials yet")
     several_lrs = len({rec.get("lr") for rec in best.values()}) > 1
     traces = []
-    for rule in _ordered_rules(rule for rule, _ in best):
+    for rule in ordered_rules(rule for rule, _ in best):
         chosen = [best[key] for key in sorted(k for k in best if k[0] == rule)]
         for kind, field, label in (("eval", "eval_loss", "eval loss (best α)"),
                                    ("final", "final_loss", "final train loss")):
-            points = [(rec, _num(rec.get(field))) for rec in chosen]
+            points = [(rec, num(rec.get(field))) for rec in chosen]
             points = [(rec, y) for rec, y in points if y is not None]
             if not points:
                 continue
-            text = [_label(rec, lr=several_lrs) + f" (trial {rec['number']})" for rec, _ in points]
+            text = [trace_label(rec, lr=several_lrs) + f" (trial {rec['number']})" for rec, _ in points]
             traces.append(go.Scatter(
                 x=[rec["rank"] for rec, _ in points], y=[y for _, y in points], mode="lines+markers",
                 name=f"{rule} {label}", text=text, hovertemplate="%{text}<br>" + kind + " loss %{y:.4g}<extra></extra>",
-                line={"color": METRIC_COLOR[kind], "dash": _dash(rule)},
-                marker={"symbol": _symbol(rule, hollow=kind == "final"), "size": 8, "color": METRIC_COLOR[kind]},
+                line={"color": METRIC_COLOR[kind], "dash": dash(rule)},
+                marker={"symbol": symbol(rule, hollow=kind == "final"), "size": 8, "color": METRIC_COLOR[kind]},
                 meta={"kind": kind, "rule": rule, "trials": [rec["number"] for rec, _ in points]}))
     if floors:
         ranks = sorted(floors)
@@ -105,8 +107,8 @@ def rank_comparison_figure(records: list[Record]) -> go.Figure:
             marker={"symbol": "x", "size": 7, "color": METRIC_COLOR["svd_floor"]},
             hovertemplate="r=%{x}<br>SVD floor %{y:.4g}<extra></extra>", meta={"kind": "svd_floor"}))
     ranks = sorted({rank for _, rank in best} | set(floors))
-    fig = go.Figure(data=traces, layout=_layout("Loss vs rank"))
-    fig.update_xaxes(title_text="rank r", **_log_rank_axis(ranks))
+    fig = go.Figure(data=traces, layout=layout("Loss vs rank"))
+    fig.update_xaxes(title_text="rank r", **log_rank_axis(ranks))
     fig.update_yaxes(title_text="loss")
     return fig
 
@@ -143,29 +145,29 @@ def grad_norm_vs_rank_figure(records: list[Record], which: str = "step0") -> go.
     slopes = grad_norm_slopes(records, which)
     all_ranks = sorted({rank for points in by_rule.values() for rank, _, _ in points})
     traces = []
-    for rule in _ordered_rules(by_rule):
+    for rule in ordered_rules(by_rule):
         points = by_rule[rule]
         traces.append(go.Scatter(
             x=[rank for rank, _, _ in points], y=[value for _, value, _ in points], mode="markers",
             name=f"{rule} trials", legendgroup=rule,
-            text=[_label(rec) + f" (trial {rec['number']})" for _, _, rec in points],
+            text=[trace_label(rec) + f" (trial {rec['number']})" for _, _, rec in points],
             hovertemplate="%{text}<br>grad norm %{y:.4g}<extra></extra>",
-            marker={"symbol": _symbol(rule), "size": 9, "color": [rank_color(r, all_ranks) for r, _, _ in points],
-                    "line": {"width": 1, "color": _rule_color(rule)}},
+            marker={"symbol": symbol(rule), "size": 9, "color": [rank_color(r, all_ranks) for r, _, _ in points],
+                    "line": {"width": 1, "color": rule_color(rule)}},
             meta={"kind": "grad_norm_points", "rule": rule, "trials": [rec["number"] for _, _, rec in points]}))
         if rule in slopes:
             x = np.log([rank for rank, _, _ in points])
             slope, intercept = np.polyfit(x, np.log([value for _, value, _ in points]), 1)
-            grid = _rank_grid(min(all_ranks), max(all_ranks))
+            grid = rank_grid(min(all_ranks), max(all_ranks))
             traces.append(go.Scatter(
                 x=grid, y=list(np.exp(intercept + slope * np.log(grid))), mode="lines",
                 name=f"{rule} — {verdict(slopes[rule])}", legendgroup=rule,
-                line={"color": _rule_color(rule), "dash": _dash(rule), "width": 2},
+                line={"color": rule_color(rule), "dash": dash(rule), "width": 2},
                 hovertemplate="r=%{x:.3g}<br>fit %{y:.4g}<extra></extra>",
                 meta={"kind": "fit", "rule": rule, "slope": slopes[rule]}))
     what = "step-0 grad norm" if which == "step0" else "mean grad norm"
-    fig = go.Figure(data=traces, layout=_layout(f"{what.capitalize()} vs rank (standard: r^-0.5, rsLoRA: flat)"))
-    fig.update_xaxes(title_text="rank r", **_log_rank_axis(all_ranks))
+    fig = go.Figure(data=traces, layout=layout(f"{what.capitalize()} vs rank (standard: r^-0.5, rsLoRA: flat)"))
+    fig.update_xaxes(title_text="rank r", **log_rank_axis(all_ranks))
     fig.update_yaxes(title_text=what, type="log")
     return fig
 
@@ -177,12 +179,12 @@ def alpha_landscape_figure(records: list[Record]) -> go.Figure:
     done: dict[tuple, dict[float, list[tuple[float, Record]]]] = defaultdict(lambda: defaultdict(list))
     pruned: dict[tuple, list[tuple[float, float, Record]]] = defaultdict(list)
     for rec in records:
-        alpha, rank, rule = _num(rec.get("alpha")), rec.get("rank"), rec.get("rule")
+        alpha, rank, rule = num(rec.get("alpha")), rec.get("rank"), rec.get("rule")
         if alpha is None or alpha <= 0 or rank is None or rule is None:
             continue
         key = (rule, rank, rec.get("lr") if several_lrs else None)
-        if rec.get("state") == "COMPLETE" and _num(rec.get("eval_loss")) is not None:
-            done[key][alpha].append((_num(rec["eval_loss"]), rec))
+        if rec.get("state") == "COMPLETE" and num(rec.get("eval_loss")) is not None:
+            done[key][alpha].append((num(rec["eval_loss"]), rec))
         elif rec.get("state") == "PRUNED":
             last = _last_eval(rec)
             if last is not None:
@@ -190,10 +192,10 @@ def alpha_landscape_figure(records: list[Record]) -> go.Figure:
     if not done and not pruned:
         return empty_figure("No finished trials yet")
     traces = []
-    for key in sorted(set(done) | set(pruned), key=lambda k: (_rule_order(k[0]), k[1], k[2] or 0.0)):
+    for key in sorted(set(done) | set(pruned), key=lambda k: (rule_order(k[0]), k[1], k[2] or 0.0)):
         rule, rank, lr = key
         color = rank_color(rank, ranks)
-        name = f"r={rank} {rule}" + (f" lr={_fmt(lr)}" if lr is not None else "")
+        name = f"r={rank} {rule}" + (f" lr={fmt(lr)}" if lr is not None else "")
         group = f"{rule}:{rank}:{lr}"
         if key in done:
             alphas = sorted(done[key])
@@ -202,7 +204,7 @@ def alpha_landscape_figure(records: list[Record]) -> go.Figure:
             traces.append(go.Scatter(
                 x=alphas, y=losses, mode="lines+markers", name=name, legendgroup=group, text=text,
                 hovertemplate=f"{name}<br>α %{{x:.4g}}<br>eval loss %{{y:.4g}}<br>%{{text}}<extra></extra>",
-                line={"color": color, "dash": _dash(rule)}, marker={"symbol": _symbol(rule), "size": 8, "color": color},
+                line={"color": color, "dash": dash(rule)}, marker={"symbol": symbol(rule), "size": 8, "color": color},
                 meta={"kind": "eval", "rule": rule, "rank": rank,
                       "trials": [rec["number"] for a in alphas for _, rec in done[key][a]]}))
         if key in pruned:
@@ -212,9 +214,9 @@ def alpha_landscape_figure(records: list[Record]) -> go.Figure:
                 name=f"{name} (pruned)", legendgroup=group, showlegend=key not in done,
                 text=[f"trial {rec['number']} pruned at step {rec.get('steps_done')}" for _, _, rec in points],
                 hovertemplate=f"{name}<br>α %{{x:.4g}}<br>last eval loss %{{y:.4g}}<br>%{{text}}<extra></extra>",
-                marker={"symbol": _symbol(rule, hollow=True), "size": 8, "color": color, "line": {"width": 1.5}},
+                marker={"symbol": symbol(rule, hollow=True), "size": 8, "color": color, "line": {"width": 1.5}},
                 meta={"kind": "pruned", "rule": rule, "rank": rank, "trials": [rec["number"] for _, _, rec in points]}))
-    fig = go.Figure(data=traces, layout=_layout("Eval loss vs alpha"))
+    fig = go.Figure(data=traces, layout=layout("Eval loss vs alpha"))
     fig.update_xaxes(title_text="alpha", type="log")
     fig.update_yaxes(title_text="eval loss")
     return fig
@@ -227,16 +229,16 @@ def alpha_law_figure(report: dict[str, Any]) -> go.Figure:
         return empty_figure("No alpha optima yet: finish trials at 2 or more ranks")
     all_ranks = sorted({o["rank"] for entry in rules.values() for o in entry["optima"]})
     traces = []
-    for rule in _ordered_rules(rules):
+    for rule in ordered_rules(rules):
         entry = rules[rule]
         optima = [RankOptimum(**o) for o in entry["optima"]]
-        color = _rule_color(rule)
+        color = rule_color(rule)
         text = [f"r={o.rank}: α*={o.alpha:.4g} ({'refined' if o.refined else 'best trial'}, {o.n_trials} trials"
                 + (", at the edge of the α range tried" if _at_edge(o) else "") + ")" for o in optima]
         traces.append(go.Scatter(
             x=[o.rank for o in optima], y=[o.alpha for o in optima], mode="markers", name=f"{rule} α* per rank",
             legendgroup=rule, text=text, hovertemplate="%{text}<extra></extra>",
-            marker={"symbol": [_symbol(rule, hollow=_at_edge(o)) for o in optima], "size": 10, "color": color},
+            marker={"symbol": [symbol(rule, hollow=_at_edge(o)) for o in optima], "size": 10, "color": color},
             meta={"kind": "optima", "rule": rule}))
         law = entry.get("law")
         if not law:
@@ -245,17 +247,17 @@ def alpha_law_figure(report: dict[str, Any]) -> go.Figure:
         lo_rank, hi_rank = min(all_ranks), max(all_ranks)
         if predicted:
             lo_rank, hi_rank = min(lo_rank, predicted["rank"]), max(hi_rank, predicted["rank"])
-        grid = _rank_grid(lo_rank, hi_rank, extra=[o.rank for o in optima] + ([predicted["rank"]] if predicted else []))
+        grid = rank_grid(lo_rank, hi_rank, extra=[o.rank for o in optima] + ([predicted["rank"]] if predicted else []))
         fit, low, high = confidence_band(optima, grid)
         if law.get("p_ci"):
             traces.append(go.Scatter(
                 x=grid + grid[::-1], y=[float(v) for v in high] + [float(v) for v in low][::-1], fill="toself",
-                mode="lines", line={"width": 0, "color": color}, fillcolor=_rgba(color, 0.15),
+                mode="lines", line={"width": 0, "color": color}, fillcolor=rgba(color, 0.15),
                 name=f"{rule} 95% band", legendgroup=rule, hoverinfo="skip",
                 meta={"kind": "band", "rule": rule, "n": len(grid)}))
         traces.append(go.Scatter(
             x=grid, y=[float(v) for v in fit], mode="lines", name=f"{rule} fit: {_law_text(law)}", legendgroup=rule,
-            line={"color": color, "dash": _dash(rule), "width": 2},
+            line={"color": color, "dash": dash(rule), "width": 2},
             hovertemplate="r=%{x:.3g}<br>fitted α* %{y:.4g}<extra></extra>",
             meta={"kind": "fit", "rule": rule, "p": law["p"], "c": law["c"]}))
         sqrt_c = law["sqrt_c"]
@@ -270,108 +272,46 @@ def alpha_law_figure(report: dict[str, Any]) -> go.Figure:
                 name=f"{rule} predicted at r={predicted['rank']}: α = {predicted['alpha']:.4g}", legendgroup=rule,
                 marker={"symbol": "star", "size": 14, "color": color, "line": {"width": 1, "color": "white"}},
                 meta={"kind": "predicted", "rule": rule}))
-    fig = go.Figure(data=traces, layout=_layout("Best alpha vs rank"))
-    fig.update_xaxes(title_text="rank r", **_log_rank_axis(all_ranks))
+    fig = go.Figure(data=traces, layout=layout("Best alpha vs rank"))
+    fig.update_xaxes(title_text="rank r", **log_rank_axis(all_ranks))
     fig.update_yaxes(title_text="α*", type="log")
     return fig
 
 
 # ---------------------------------------------------------------------------- helpers
 
-def _num(value: Any) -> float | None:
-    """A finite float from a number or numeric string; None for anything else."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    if isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value):
-        return float(value)
-    return None
 
 
-def _layout(title: str) -> go.Layout:
-    return go.Layout(template="plotly_white", height=HEIGHT, uirevision=UIREVISION, hovermode="closest",
-                     title={"text": title, "font": {"size": 15}, "x": 0.02},
-                     margin={"l": 60, "r": 20, "t": 45, "b": 40},
-                     # below the plot, so the drawing keeps the full width of a half-page column
-                     legend={"font": {"size": 10}, "itemsizing": "constant", "groupclick": "togglegroup",
-                             "orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
 
 
-def _rule_order(rule: str) -> int:
-    return list(RULE_DASH).index(rule) if rule in RULE_DASH else len(RULE_DASH)
 
 
-def _ordered_rules(rules: Iterable[str]) -> list[str]:
-    return sorted(set(rules), key=lambda r: (_rule_order(r), str(r)))
 
 
-def _dash(rule: str | None) -> str:
-    return RULE_DASH.get(rule, "dashdot")
 
 
-def _symbol(rule: str | None, hollow: bool = False) -> str:
-    symbol = RULE_SYMBOL.get(rule, "square")
-    return f"{symbol}-open" if hollow else symbol
 
 
-def _rule_color(rule: str) -> str:
-    return RULE_COLOR.get(rule, OTHER_COLOR)
 
 
-def _rgba(color: str, alpha: float) -> str:
-    color = color.lstrip("#")
-    r, g, b = (int(color[i:i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r}, {g}, {b}, {alpha})"
 
 
-def _fmt(value: Any) -> str:
-    number = _num(value)
-    return f"{number:.4g}" if number is not None else str(value)
 
 
-def _label(rec: Record, *, lr: bool = False) -> str:
-    """``r=16 rslora α=16``, with `` lr=0.001`` when asked."""
-    text = f"r={rec.get('rank')} {rec.get('rule')} α={_fmt(rec.get('alpha'))}"
-    return text + (f" lr={_fmt(rec.get('lr'))}" if lr else "")
 
 
-def _trial_meta(rec: Record, kind: str) -> dict[str, Any]:
-    return {"trial": rec.get("number"), "study": rec.get("study"), "kind": kind}
 
 
 def _better(rec: Record, than: Record) -> bool:
     """Whether ``rec`` has the lower eval loss (then final loss) of the two."""
     def key(r: Record) -> tuple[float, float]:
-        ev, fin = _num(r.get("eval_loss")), _num(r.get("final_loss"))
+        ev, fin = num(r.get("eval_loss")), num(r.get("final_loss"))
         return (ev if ev is not None else math.inf, fin if fin is not None else math.inf)
     return key(rec) < key(than)
 
 
-def _series(curve: list[dict[str, Any]], field: str, *,
-            positive: bool = False) -> tuple[list[float], list[float | None]]:
-    """Steps and values of ``field`` (None where missing, so the line shows a gap)."""
-    xs, ys = [], []
-    for point in curve:
-        step = _num(point.get("step"))
-        if step is None:
-            continue
-        value = _num(point.get(field))
-        if value is not None and positive and value <= 0:
-            value = None
-        xs.append(step)
-        ys.append(value)
-    return xs, ys
 
 
-def _thin(xs: list, ys: list, max_points: int) -> tuple[list, list]:
-    if max_points < 2 or len(xs) <= max_points:
-        return xs, ys
-    idx = np.unique(np.linspace(0, len(xs) - 1, max_points).round().astype(int))
-    return [xs[i] for i in idx], [ys[i] for i in idx]
 
 
 def _curve_figure(records: list[Record], field: str, title: str, ytitle: str, *, log_y: bool,
@@ -384,24 +324,24 @@ def _curve_figure(records: list[Record], field: str, title: str, ytitle: str, *,
     several_studies = len({rec.get("study") for rec in with_curves}) > 1
     traces = []
     def order(r: Record) -> tuple:
-        return (r.get("rank") or 0, _rule_order(r.get("rule")), _num(r.get("alpha")) or 0.0,
+        return (r.get("rank") or 0, rule_order(r.get("rule")), num(r.get("alpha")) or 0.0,
                 str(r.get("study")), r.get("number") or 0)
 
     for rec in sorted(with_curves, key=order):
         color = rank_color(rec.get("rank"), ranks)
-        name = _label(rec, lr=several_lrs)
+        name = trace_label(rec, lr=several_lrs)
         state = rec.get("state")
         if state in ("PRUNED", "FAIL"):
             name += " (pruned)" if state == "PRUNED" else " (failed)"
         group = f"{rec.get('study')}:{rec.get('number')}" if several_studies else str(rec.get("number"))
         hover = f"trial {rec.get('number')}<br>step %{{x}}<br>{ytitle} %{{y:.4g}}<extra>{name}</extra>"
-        xs, ys = _thin(*_series(rec["curve"], field, positive=log_y), max_points)
+        xs, ys = thin(*series(rec["curve"], field, positive=log_y), max_points)
         traces.append(go.Scatter(
             x=xs, y=ys, mode="lines", name=name, legendgroup=group, hovertemplate=hover,
-            line={"color": color, "dash": _dash(rec.get("rule")), "width": 1.5},
-            opacity=0.45 if state in ("PRUNED", "FAIL") else 1.0, meta=_trial_meta(rec, field)))
+            line={"color": color, "dash": dash(rec.get("rule")), "width": 1.5},
+            opacity=0.45 if state in ("PRUNED", "FAIL") else 1.0, meta=trial_meta(rec, field)))
         if field == "loss":
-            ex, ey = _series(rec["curve"], "eval_loss")
+            ex, ey = series(rec["curve"], "eval_loss")
             points = [(x, y) for x, y in zip(ex, ey) if y is not None]
             if points:
                 traces.append(go.Scatter(
@@ -409,10 +349,10 @@ def _curve_figure(records: list[Record], field: str, title: str, ytitle: str, *,
                     legendgroup=group, showlegend=False,
                     hovertemplate=(f"trial {rec.get('number')}<br>step %{{x}}<br>eval loss %{{y:.4g}}"
                                    f"<extra>{name}</extra>"),
-                    marker={"color": color, "symbol": _symbol(rec.get("rule")), "size": 7,
+                    marker={"color": color, "symbol": symbol(rec.get("rule")), "size": 7,
                             "line": {"width": 1, "color": "white"}},
-                    meta=_trial_meta(rec, "eval")))
-    fig = go.Figure(data=traces, layout=_layout(title))
+                    meta=trial_meta(rec, "eval")))
+    fig = go.Figure(data=traces, layout=layout(title))
     fig.update_xaxes(title_text="step")
     # decades only on log axes: the 2..9 minor labels collide in a small plot
     fig.update_yaxes(title_text=ytitle, type="log" if log_y else "linear", **({"dtick": 1} if log_y else {}))
@@ -429,7 +369,7 @@ def _grad_norm_points(records: list[Record], which: str) -> dict[str, list[tuple
         if rec.get("state") not in ("COMPLETE", "RUNNING") or not rec.get("curve") or rule is None \
                 or not isinstance(rank, (int, float)) or rank <= 0:
             continue
-        steps, values = _series(rec["curve"], "grad_norm", positive=True)
+        steps, values = series(rec["curve"], "grad_norm", positive=True)
         finite = [(s, v) for s, v in zip(steps, values) if v is not None]
         if not finite:
             continue
@@ -441,36 +381,25 @@ def _grad_norm_points(records: list[Record], which: str) -> dict[str, list[tuple
 def _last_eval(rec: Record) -> float | None:
     """The last finite eval loss on a trial's curve."""
     for point in reversed(rec.get("curve") or []):
-        value = _num(point.get("eval_loss"))
+        value = num(point.get("eval_loss"))
         if value is not None:
             return value
     return None
 
 
-def _rank_grid(low: float, high: float, *, extra: Iterable[float] = (), n: int = 40) -> list[float]:
-    """Geometrically spaced ranks from ``low`` to ``high``, plus the ``extra`` ranks exactly."""
-    exact = {float(r) for r in extra} | {float(low), float(high)}
-    spaced = np.geomspace(low, high, n).tolist() if high > low else []
-    near = lambda x: any(abs(x - e) <= 1e-9 * e for e in exact)  # noqa: E731 - drop float near-duplicates
-    return sorted(exact | {x for x in spaced if not near(x)})
 
 
-def _log_rank_axis(ranks: list[int]) -> dict[str, Any]:
-    return {"type": "log", "tickmode": "array", "tickvals": list(ranks), "ticktext": [str(r) for r in ranks]}
 
 
 def _law_text(law: dict[str, Any]) -> str:
     """``α* = 26.8·r^1.00 (p 95% CI 0.39–1.62)``."""
-    text = f"α* = {law['c']:.3g}·r^{_two(law['p'])}"
+    text = f"α* = {law['c']:.3g}·r^{two(law['p'])}"
     ci = law.get("p_ci")
     if ci:
-        return f"{text} (p 95% CI {_two(ci[0])}–{_two(ci[1])})"
+        return f"{text} (p 95% CI {two(ci[0])}–{two(ci[1])})"
     return f"{text} (no CI with {law.get('n_ranks', 2)} ranks)"
 
 
-def _two(value: float) -> str:
-    """Two decimals, with no ``-0.00``."""
-    return f"{round(value, 2) + 0.0:.2f}"
 
 
 def _at_edge(optimum: RankOptimum) -> bool:
