@@ -37,7 +37,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     base = base_spec(args, task_defaults=defaults)
     grid = SweepGrid(ranks=args.ranks, rules=args.rules, alphas=args.alphas,
                      lrs=args.lrs or (defaults.lr,), seed=args.seed, sqrt_law_c=args.sqrt_law_c)
-    check_sources(base)
+    for note in check_sources(base):
+        print(f"note: {note}", file=sys.stderr)
     pick_device(base.device)
     if args.json:
         check_writable(args.json)
@@ -56,7 +57,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     search = SearchSpec(ranks=args.ranks, rule=args.rule, alpha_min=args.alpha_min, alpha_max=args.alpha_max,
                         trials_per_rank=args.trials_per_rank, sampler=args.sampler, pruner=args.pruner,
                         lr=args.lr if args.lr is not None else defaults.lr, seed=args.seed)
-    check_sources(base)
+    for note in check_sources(base):
+        print(f"note: {note}", file=sys.stderr)
     pick_device(base.device)
     if args.json:
         check_writable(args.json)

@@ -36,8 +36,11 @@ def example_from_row(row: object) -> Example | None:
     return None
 
 
-def load_examples(path: str | Path) -> list[Example]:
-    """Read every usable example of a dataset file; raise SpecError when there is none."""
+def load_examples(path: str | Path, skipped: list[str] | None = None) -> list[Example]:
+    """Read every usable example of a dataset file; raise SpecError when there is none.
+
+    When ``skipped`` is given, a message per kind of skipped row is appended to it.
+    """
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"data file {path} does not exist: pass an existing JSONL, JSON, CSV or TXT file")
@@ -62,6 +65,13 @@ def load_examples(path: str | Path) -> list[Example]:
     if not examples:
         detail = f" (line {bad[0]} is not valid JSON)" if bad else ""
         raise SpecError(f"data file {path} has no usable rows{detail}: {rows_fields}")
+    if skipped is not None:
+        unusable = len(rows) - len(examples)
+        if bad:
+            skipped.append(f"data file {path}: skipped {len(bad)} line(s) that are not valid JSON "
+                           f"(first: line {bad[0]})")
+        if unusable:
+            skipped.append(f"data file {path}: skipped {unusable} row(s) without usable fields ({rows_fields})")
     return examples
 
 

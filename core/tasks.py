@@ -76,15 +76,20 @@ def _check_task_sources(spec: TrialSpec) -> None:
         raise SpecError(f"task {spec.task} brings its own data: drop --data or drop --task")
 
 
-def check_sources(spec: TrialSpec) -> None:
-    """Validate task, model path and data file up front (cheap checks, no model loading)."""
+def check_sources(spec: TrialSpec) -> list[str]:
+    """Validate task, model path and data file up front (cheap checks, no model loading).
+
+    Returns notes for the user, such as dataset rows that will be skipped.
+    """
     from core.models import resolve_model_path
 
+    notes: list[str] = []
     _check_task_sources(spec)
     if spec.data:
-        load_examples(spec.data)
+        load_examples(spec.data, notes)
     if not spec.task or get_task(spec.task).kind == "text":
         resolve_model_path(spec.model)
+    return notes
 
 
 CUSTOM_DATA = TaskInfo("custom", "text", "your model and dataset file", batch_size=8, steps=200, lr=2e-4)

@@ -305,3 +305,13 @@ def test_tokenize_with_the_tiny_lm_plain_text_is_labelled_after_bos(tiny_tokeniz
     text_ids = tok.encode("hello world", add_special_tokens=False)
     assert labels == [-100] * n_bos + text_ids + [tok.eos_token_id]
     assert ids[n_bos:] == text_ids + [tok.eos_token_id]
+
+
+def test_skipped_rows_are_reported_when_asked(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text('{"text": "good"}\nnot json\n{"other": 1}\n{"text": "also good"}\n')
+    notes: list[str] = []
+    examples = load_examples(path, notes)
+    assert [e.completion for e in examples] == ["good", "also good"]
+    assert "skipped 1 line(s) that are not valid JSON (first: line 2)" in notes[0]
+    assert "skipped 1 row(s) without usable fields" in notes[1]
