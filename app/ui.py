@@ -99,5 +99,7 @@ def launch(*, host: str = "127.0.0.1", port: int = 7860, storage_url: str = DEFA
     if warning:
         print(warning, file=sys.stderr)
     app = build_app(storage_url)
-    return app.launch(server_name=host, server_port=port, auth=auth, share=share, css=CSS, quiet=False,
+    print(f"lorascope: serving http://{host}:{port} over {storage_url} (Ctrl-C to stop; runs keep going)",
+          file=sys.stderr)
+    return app.launch(server_name=host, server_port=port, auth=auth, share=share, css=CSS, quiet=not share,
                       prevent_thread_lock=not block, footer_links=["api"])
