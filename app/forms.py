@@ -26,6 +26,7 @@ class FormResult:
 
     argv: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # worth telling, not blocking (skipped data rows)
 
     @property
     def ok(self) -> bool:
@@ -69,11 +70,11 @@ def _integer(value, name: str, errors: dict, key: str) -> int | None:
     return int(number)
 
 
-def _spec_errors(source, model, data, steps, batch_size, device, errors) -> TrialSpec | None:
+def _spec_errors(source, model, data, steps, batch_size, device, errors, notes=None) -> TrialSpec | None:
     try:
         spec = TrialSpec(task=source if source in TASKS else None, model=(model or "").strip() or None,
                          data=data or None, steps=steps, batch_size=batch_size, device=device)
-        check_sources(spec)
+        (notes if notes is not None else []).extend(check_sources(spec))
         return spec
     except SpecError as err:
         key = "data" if "data" in str(err) else "model" if "model" in str(err) else "source"
@@ -108,7 +109,7 @@ def sweep_form(source, model, data, ranks, rules, law_c, alphas, lr, steps, batc
             key = next((k for k in ("rank", "alpha", "learning rate", "sqrt-law") if k in text), "ranks")
             errors[{"rank": "ranks", "alpha": "alphas", "learning rate": "lr", "sqrt-law": "law_c"}[key]] = text
     if steps_i and batch_i and not errors.get("data"):
-        _spec_errors(source, model, data, steps_i, batch_i, device, errors)
+        _spec_errors(source, model, data, steps_i, batch_i, device, errors, result.notes)
     if errors:
         return result
     argv += ["--ranks", ",".join(map(str, rank_values)), "--lrs", repr(float(lr)), "--steps", str(steps_i),

@@ -73,15 +73,13 @@ def build(ctx: UiContext) -> dict:
                                  max_height=420)
 
     inputs = [source, model, data, ranks, rules, law_c, alphas, lr, steps, batch_size, device, study_name]
-    error_boxes = [errors[name] for name in ["source", "model", "data", "ranks", "rules", "law_c", "alphas", "lr",
-                                             "steps", "batch_size"]]
+    error_boxes = [errors[name] for name in FIELDS]
 
     def start_sweep(source, model, data, ranks, rules, law_c, alphas, lr, steps, batch_size, device, name):
         data = stable_upload(data, ctx.runner.log_dir.parent)
         form = sweep_form(source, model, data, ranks, rules, law_c, alphas, lr, steps, batch_size, device)
         messages = [gr.update(value=f"⚠️ {form.errors[key]}", visible=True) if key in form.errors else
-                    gr.update(value="", visible=False) for key in
-                    ["source", "model", "data", "ranks", "rules", "law_c", "alphas", "lr", "steps", "batch_size"]]
+                    gr.update(value="", visible=False) for key in FIELDS]
         if not form.ok:
             return ["Fix the fields marked ⚠️ and press Start again.", gr.update(), *messages]
         name = (name or "").strip() or time.strftime("sweep-%Y%m%d-%H%M%S")
@@ -89,6 +87,8 @@ def build(ctx: UiContext) -> dict:
             ctx.runner.start(form.argv, name)
         except (RuntimeError, OSError) as err:
             return [f"⚠️ {err}", gr.update(), *messages]
+        if form.notes:  # shown under the dataset field, where it stays while the status refreshes
+            messages[FIELDS.index("data")] = gr.update(value="ℹ️ " + "  \n".join(form.notes), visible=True)
         return [f"Started **{name}**: curves appear within seconds.",
                 gr.update(choices=[name, *[n for n in list_runs(ctx.storage_url) if n != name]], value=name),
                 *messages]

@@ -45,3 +45,10 @@ def test_search_form_checks_the_alpha_range():
     assert "alpha" in search_form(**base).errors
     ok = search_form(**{**base, "alpha_max": 1000})
     assert ok.ok and build_parser().parse_args([*ok.argv, "--study", "s"]).pruner == "median"
+
+
+def test_skipped_dataset_rows_become_notes_not_errors(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "hello"}\nnot json\n')
+    result = sweep_form(**{**DEMO, "source": "your model + data", "data": str(data)})
+    assert result.ok and "not valid JSON" in result.notes[0]
