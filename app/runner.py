@@ -17,13 +17,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 from optuna.trial import TrialState
 
 from tuning.objective import OUTCOME_ATTR
 from tuning.search import search_study_names
 from tuning.storage import load_study, study_names
-from tuning.sweep import fail_dead_local_trials
+from tuning.sweep import fail_dead_local_trials, process_alive
 
 STOP_GRACE_SECONDS = 15.0  # time a worker gets to end its trial cleanly before SIGKILL
 
@@ -79,12 +78,7 @@ class Runner:
         child = getattr(self, "_children", {}).get(pid)
         if child is not None and child.poll() is not None:
             return None
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return None  # exited; its parent just has not reaped it yet
-        except psutil.NoSuchProcess:
-            return None
-        return pid
+        return pid if process_alive(pid) else None
 
     def is_running(self, study: str) -> bool:
         """True while the study's worker process is alive."""

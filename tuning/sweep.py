@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import optuna
+import psutil
 from optuna.trial import TrialState
 
 from core.scaling import AlphaLaw, check_alpha, check_rank, get_rule
@@ -126,7 +127,7 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
     retry = storage.get_heartbeat_stale_trial_callback() if hasattr(storage, "get_heartbeat_stale_trial_callback") else None
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = trial.user_attrs.get("pid")
-        if trial.user_attrs.get("host") != host or not isinstance(pid, int) or _alive(pid):
+        if trial.user_attrs.get("host") != host or not isinstance(pid, int) or process_alive(pid):
             continue
         storage.set_trial_user_attr(trial._trial_id, OUTCOME_ATTR,
                                     {"status": "killed", "error": f"worker process {pid} on {host} died"})
@@ -137,16 +138,14 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
     return failed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True while process ``pid`` runs on this host; an exited child not yet reaped counts as gone."""
     if pid == os.getpid():
         return True
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _settled(trial: optuna.trial.FrozenTrial) -> bool:

@@ -28,6 +28,7 @@ pytest.importorskip("playwright.sync_api", reason="playwright is not installed (
 
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
+from tuning.sweep import process_alive  # noqa: E402
 
 DEMO_STUDY = "demo-browser"
 DEMO_TRIALS = 8  # ranks 4,16,64,256 x rules standard,rslora: the Run tab's preselected demo
@@ -125,20 +126,6 @@ def trials_of(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=storage(url)).get_trials(deepcopy=False)
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # an exited child its parent has not reaped yet is gone for our purposes
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_live_curves_page_close_stop_and_export(server, browser, tmp_path):
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     try:
@@ -190,13 +177,13 @@ def _run(server, context, tmp_path):
 
     # (c) Stop ends the worker; the interrupted trial is a stopped failure and nothing stays RUNNING.
     pid = json.loads((server.tmp / "runs" / "logs" / f"{LONG_STUDY}.pid.json").read_text())["pid"]
-    assert pid_alive(pid), "the long run's worker should still be running before Stop"
+    assert process_alive(pid), "the long run's worker should still be running before Stop"
     page.click("#stop-run")
 
     def stopped():
         trials = trials_of(server.storage_url, LONG_STUDY)
         states = [t.state for t in trials]
-        if pid_alive(pid) or TrialState.RUNNING in states or TrialState.WAITING in states:
+        if process_alive(pid) or TrialState.RUNNING in states or TrialState.WAITING in states:
             return None
         return trials
 
