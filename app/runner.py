@@ -20,8 +20,10 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from tuning.objective import OUTCOME_ATTR
-from tuning.search import search_study_names
-from tuning.storage import load_study, study_names
+from core.specs import SpecError
+from tuning.results import load_group
+from tuning.search import split_rank_study_name
+from tuning.storage import study_names
 from tuning.sweep import fail_dead_local_trials, process_alive
 
 STOP_GRACE_SECONDS = 15.0  # time a worker gets to end its trial cleanly before SIGKILL
@@ -112,10 +114,12 @@ class Runner:
 
 def mark_queued_stopped(storage_url: str, name: str) -> int:
     """Mark WAITING trials (and RUNNING ones whose local process is gone) as stopped failures."""
-    names = [n for n in [name] if n in study_names(storage_url)] + search_study_names(storage_url, name)
+    try:
+        studies = load_group(storage_url, name)
+    except SpecError:
+        return 0  # the worker stopped before it created any study
     count = 0
-    for study_name in names:
-        study = load_study(storage_url, study_name)
+    for study in studies:
         fail_dead_local_trials(study)
         storage = study._storage
         for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
@@ -141,7 +145,7 @@ def list_runs(storage_url: str) -> list[str]:
     """Logical study names in the storage (a search's per-rank studies count once), newest first."""
     seen: list[str] = []
     for name in reversed(study_names(storage_url)):
-        logical = name.rsplit("/r", 1)[0] if "/r" in name and name.rsplit("/r", 1)[1].isdigit() else name
+        logical = split_rank_study_name(name)[0]
         if logical not in seen:
             seen.append(logical)
     return seen

@@ -8,9 +8,7 @@ from typing import Any
 from optuna.trial import TrialState
 
 from core.specs import SpecError
-from tuning.results import collect_records
-from tuning.search import search_study_names
-from tuning.storage import load_study, study_names
+from tuning.results import group_records, load_group
 
 
 @dataclass
@@ -33,12 +31,9 @@ def read_study(storage_url: str, name: str | None) -> StudyView:
     if not name:
         return StudyView(None)
     try:
-        records, settings = collect_records(storage_url, name, with_curves=True)
+        studies = load_group(storage_url, name)
     except SpecError:
         return StudyView(name)
-    waiting = 0
-    names = ([name] if name in study_names(storage_url) else []) + search_study_names(storage_url, name)
-    for study_name in names:
-        study = load_study(storage_url, study_name)
-        waiting += len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    records, settings = group_records(studies, with_curves=True)
+    waiting = sum(len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) for study in studies)
     return StudyView(name, records, settings, waiting)

@@ -84,21 +84,32 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def load_group(storage_url: str, name: str) -> list[optuna.Study]:
+    """The studies ``name`` stands for (a sweep, or a search's per-rank studies); SpecError if none."""
+    from tuning.search import group_study_names
+    from tuning.storage import load_study
+
+    names = group_study_names(storage_url, name)
+    if not names:
+        load_study(storage_url, name)  # raises with the list of studies that do exist
+    return [load_study(storage_url, study_name) for study_name in names]
+
+
+def group_records(studies: list[optuna.Study], *, with_curves: bool = False) -> tuple[list[dict[str, Any]], dict]:
+    """Records of several studies, each naming its ``study``, with the first study's settings."""
+    from tuning.storage import study_settings
+
+    records, settings = [], {}
+    for study in studies:
+        settings = settings or study_settings(study)
+        for record in study_results(study, with_curves=with_curves)["trials"]:
+            records.append({**record, "study": study.study_name})
+    return records, settings
+
+
 def collect_records(storage_url: str, name: str, *, with_curves: bool = False) -> tuple[list[dict[str, Any]], dict]:
     """Records of study ``name`` and of its per-rank search studies, with the first one's settings.
 
     Each record also names its ``study``; raises SpecError when nothing by that name exists.
     """
-    from tuning.search import search_study_names
-    from tuning.storage import load_study, study_names, study_settings
-
-    names = ([name] if name in study_names(storage_url) else []) + search_study_names(storage_url, name)
-    if not names:
-        load_study(storage_url, name)  # raises with the list of studies that do exist
-    records, settings = [], {}
-    for study_name in names:
-        study = load_study(storage_url, study_name)
-        settings = settings or study_settings(study)
-        for record in study_results(study, with_curves=with_curves)["trials"]:
-            records.append({**record, "study": study_name})
-    return records, settings
+    return group_records(load_group(storage_url, name), with_curves=with_curves)

@@ -80,11 +80,24 @@ def rank_study_name(name: str, rank: int) -> str:
     return f"{name}/r{rank}"
 
 
+def split_rank_study_name(study_name: str) -> tuple[str, int | None]:
+    """(search name, rank) of a per-rank study; (study_name, None) for any other study."""
+    head, sep, rank = study_name.rpartition("/r")
+    return (head, int(rank)) if sep and rank.isdigit() else (study_name, None)
+
+
 def search_study_names(storage_url: str, name: str) -> list[str]:
     """The per-rank studies of search ``name``, by rank."""
-    prefix = f"{name}/r"
-    found = [s for s in study_names(storage_url) if s.startswith(prefix) and s[len(prefix):].isdigit()]
-    return sorted(found, key=lambda s: int(s[len(prefix):]))
+    return [s for s in group_study_names(storage_url, name) if s != name]
+
+
+def group_study_names(storage_url: str, name: str) -> list[str]:
+    """The studies a name stands for: the study itself (a sweep), then its per-rank search studies."""
+    names = study_names(storage_url)
+    own = [name] if name in names else []
+    ranked = sorted((rank, s) for s in names for head, rank in [split_rank_study_name(s)]
+                    if head == name and rank is not None)
+    return own + [s for _, s in ranked]
 
 
 def make_sampler(search: SearchSpec, rank: int) -> optuna.samplers.BaseSampler:
