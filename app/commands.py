@@ -16,7 +16,7 @@ from tuning.export import FORMATS, write_export
 from tuning.fit import fit_report
 from tuning.recommend import choose
 from tuning.results import REPORTED_STATES, check_writable, collect_records, study_results, write_json
-from tuning.search import SearchSpec, pending_trials, run_search
+from tuning.search import SearchSpec, open_search, pending_trials, run_search
 from tuning.storage import load_study, open_storage, study_settings
 from tuning.sweep import SweepGrid, count_waiting, prepare_sweep, run_pending
 
@@ -63,11 +63,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         check_writable(args.json)
     name = args.study or DEFAULT_SEARCH_STUDY
-    pending = pending_trials(args.storage, name, base, search)
+    studies = open_search(args.storage, name, base, search)
+    pending = pending_trials(studies, search)
     print(f"search {name!r}: {pending} trial(s) to run over alpha in "
           f"[{search.alpha_min:g}, {search.alpha_high:g}]", file=sys.stderr)
     with _progress(pending * base.steps, quiet=args.quiet) as (progress, stop):
-        run_search(args.storage, name, base, search, on_record=progress.on_record,
+        run_search(args.storage, name, base, search, studies=studies, on_record=progress.on_record,
                    on_trial_end=progress.on_trial_end, stop_requested=lambda: stop[0])
     return _print_fit(args.storage, name, target_rank=None, json_path=args.json)
 

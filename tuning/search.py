@@ -165,30 +165,35 @@ def search_objective(base: TrialSpec, search: SearchSpec, rank: int, **kwargs: A
     return make_objective(base, suggest, **kwargs)
 
 
+def open_search(storage_url: str, name: str, base: TrialSpec, search: SearchSpec) -> list[optuna.Study]:
+    """Create or reopen the study of every rank of the search."""
+    return [open_rank_study(storage_url, name, base, search, rank) for rank in search.ranks]
+
+
+def pending_trials(studies: list[optuna.Study], search: SearchSpec) -> int:
+    """How many trials the search's studies still have to run."""
+    return sum(max(0, search.trials_per_rank - finished_count(study)) for study in studies)
+
+
 def run_search(
     storage_url: str,
     name: str,
     base: TrialSpec,
     search: SearchSpec,
     *,
+    studies: list[optuna.Study] | None = None,
     on_record: RecordHook | None = None,
     on_trial_end: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
 ) -> list[optuna.Study]:
-    """Run (or continue) the search at every rank until each has trials_per_rank trials."""
-    studies = [open_rank_study(storage_url, name, base, search, rank) for rank in search.ranks]
+    """Run (or continue) the search at every rank until each has trials_per_rank trials.
+
+    ``studies`` from :func:`open_search` saves opening them again.
+    """
+    studies = studies or open_search(storage_url, name, base, search)
     callbacks = [on_trial_end] if on_trial_end else []
     for rank, study in zip(search.ranks, studies):
         objective = search_objective(base, search, rank, on_record=on_record, stop_requested=stop_requested)
         while not stop_requested() and finished_count(study) < search.trials_per_rank:
             study.optimize(objective, n_trials=1, catch=(TrialFailed,), callbacks=callbacks)
     return studies
-
-
-def pending_trials(storage_url: str, name: str, base: TrialSpec, search: SearchSpec) -> int:
-    """How many trials the search still has to run."""
-    total = 0
-    for rank in search.ranks:
-        study = open_rank_study(storage_url, name, base, search, rank)
-        total += max(0, search.trials_per_rank - finished_count(study))
-    return total
