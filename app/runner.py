@@ -48,11 +48,11 @@ class Runner:
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
     def _pid_file(self, study: str) -> Path:
-        return self.log_dir / f"{_safe(study)}.pid.json"
+        return self.log_dir / f"{safe_name(study)}.pid.json"
 
     def log_path(self, study: str) -> Path:
         """The log file of the study's worker."""
-        return self.log_dir / f"{_safe(study)}.log"
+        return self.log_dir / f"{safe_name(study)}.log"
 
     def start(self, argv: list[str], study: str) -> RunInfo:
         """Start ``lorascope ARGV`` as a worker for ``study``; refuses if one is already running."""
@@ -137,7 +137,8 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """A study name made safe as a file name."""
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 

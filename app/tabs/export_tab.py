@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from app.runner import safe_name
+from app.state import read_study
 from app.tabs.context import UiContext
 from core.specs import SpecError
 from tuning.export import FORMATS, DEFAULT_NAMES, render, write_export
@@ -35,15 +37,13 @@ def build(ctx: UiContext) -> dict:
     download = gr.DownloadButton("Download", elem_id="export-download")
 
     def make(name, pick, fmt):
-        from app.state import read_study
-
         view = read_study(ctx.storage_url, name)
         try:
             trial = None if pick == RECOMMENDED else int(pick.split()[1])
             rank = None if trial is None else int(pick.split()[2].removeprefix("r="))
             choice = choose(view.records, view.settings, trial=trial, rank=rank)
             written, text = render(choice, fmt)
-            out_dir = ctx.runner.log_dir.parent / "exports" / _safe(name)
+            out_dir = ctx.runner.log_dir.parent / "exports" / safe_name(name or "none")
             target = out_dir / (fmt if fmt == "peft" else DEFAULT_NAMES[fmt])
             path, _ = write_export(choice, fmt, target, force=True)
         except (SpecError, ValueError, IndexError) as err:
@@ -57,8 +57,6 @@ def build(ctx: UiContext) -> dict:
     fmt.change(make, [ctx.study, pick, fmt], outputs, api_visibility="private")
 
     def refresh_choices(name):
-        from app.state import read_study
-
         labels = choice_labels(read_study(ctx.storage_url, name).records)
         return gr.update(choices=labels, value=RECOMMENDED)
 
@@ -67,9 +65,4 @@ def build(ctx: UiContext) -> dict:
     ctx.study.change(refresh_choices, [ctx.study], [pick], api_visibility="private").then(
         make, [ctx.study, pick, fmt], outputs, api_visibility="private")
     return {"pick": pick}
-
-
-def _safe(name: str | None) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in (name or "none"))
-
 

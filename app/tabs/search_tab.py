@@ -10,6 +10,7 @@ from app.figures import alpha_landscape_figure, alpha_law_figure, empty_figure
 from app.forms import search_form
 from app.progress import format_fit
 from app.runner import list_runs
+from app.state import read_study
 from app.tabs.context import UiContext
 from tuning.fit import fit_report
 
@@ -59,19 +60,12 @@ def build(ctx: UiContext, law_c) -> dict:
                 [errors, ctx.study], api_name="start_search")
 
     def fitted_c(name):
-        view_records = _records(ctx, name)
-        report = _report(view_records)
+        report = _report(read_study(ctx.storage_url, name).records)
         laws = [e["law"] for e in (report or {}).get("rules", {}).values() if e.get("law")]
         return laws[0]["sqrt_c"] if laws else gr.update()
 
     use_c.click(fitted_c, [ctx.study], [law_c], api_name="fitted_c")
     return {"fit_text": fit_text, "landscape": landscape, "law": law}
-
-
-def _records(ctx: UiContext, name):
-    from app.state import read_study
-
-    return read_study(ctx.storage_url, name).records
 
 
 def _report(records: list[dict]) -> dict | None:
