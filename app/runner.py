@@ -19,7 +19,7 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from tuning.objective import OUTCOME_ATTR
+from tuning.attrs import OUTCOME_ATTR
 from core.specs import SpecError
 from tuning.results import load_group
 from tuning.search import split_rank_study_name

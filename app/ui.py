@@ -14,7 +14,7 @@ from app.tabs import compare_tab, export_tab, run_tab, search_tab, studies_tab
 from app.tabs.context import UiContext
 from core.specs import SpecError
 from tuning.results import study_results
-from tuning.storage import DEFAULT_STORAGE, load_study
+from tuning.storage import DEFAULT_STORAGE, load_study, redact_url
 
 REFRESH_SECONDS = 2.0
 CSS = ".field-error p { color: #b42318; margin: 0; font-size: 0.9em; }"
@@ -99,7 +99,7 @@ def launch(*, host: str = "127.0.0.1", port: int = 7860, storage_url: str = DEFA
     if warning:
         print(warning, file=sys.stderr)
     app = build_app(storage_url)
-    print(f"lorascope: serving http://{host}:{port} over {storage_url} (Ctrl-C to stop; runs keep going)",
+    print(f"lorascope: serving http://{host}:{port} over {redact_url(storage_url)} (Ctrl-C to stop; runs keep going)",
           file=sys.stderr)
     return app.launch(server_name=host, server_port=port, auth=auth, share=share, css=CSS, quiet=not share,
                       prevent_thread_lock=not block, footer_links=["api"])

@@ -16,7 +16,7 @@ from core.specs import SpecError, TrialSpec
 from core.trainer import TrialOutcome, run_trial
 from tuning.curves import CurveWriter
 
-OUTCOME_ATTR = "outcome"
+from tuning.attrs import OUTCOME_ATTR  # noqa: F401 - re-exported
 
 # Wide, fixed distributions: every study stores the same ones, so grids can grow and searches
 # over alpha share a study's history (Optuna refuses changed categorical choices).

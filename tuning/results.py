@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from core.scaling import get_rule
 from tuning.curves import read_curve
-from tuning.objective import OUTCOME_ATTR
+from tuning.attrs import OUTCOME_ATTR
 
 REPORTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
 

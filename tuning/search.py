@@ -21,10 +21,10 @@ from core.specs import SpecError, TrialSpec
 from tuning.objective import RecordHook, TrialFailed, make_objective
 from tuning.storage import SETTINGS_ATTR, open_storage, study_names, study_settings
 from tuning.sweep import FINAL_OUTCOMES, fail_dead_local_trials
+from tuning.attrs import FIXED_ATTR
 
 SAMPLERS = ("tpe", "gp", "grid")
 PRUNERS = ("none", "median", "hyperband")
-FIXED_ATTR = "fixed_params"  # trial user attr: the params the search holds constant
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from core.specs import SpecError
+from tuning.attrs import SETTINGS_ATTR  # noqa: F401 - re-exported
 
 DEFAULT_STORAGE = "sqlite:///runs/lorascope.db"
 HEARTBEAT_SECONDS = 2  # a killed worker's trial is failed and retried after 2 missed beats
 MAX_RETRIES = 3
-SETTINGS_ATTR = "lorascope"  # study user attr holding the study's kind, base spec and grid
 
 # Failed trials are reported by lorascope itself, without Optuna's traceback.
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -21,10 +21,39 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, safe to print, log or show."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: hide whatever follows "user:"
+        head, at, tail = url.rpartition("@")
+        if not at:
+            return url
+        scheme, sep, userinfo = head.partition("://")
+        user = userinfo.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{tail}" if ":" in userinfo else url
+    if parsed.password is None:
+        return url
+    return parsed.render_as_string(hide_password=True)
+
+
+def redact_text(text: str, url: str) -> str:
+    """``text`` (say, a driver's error message) with ``url``'s password blanked out."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:  # noqa: BLE001
+        password = None
+    return text.replace(password, "***") if password else text
+
+
 def open_storage(url: str = DEFAULT_STORAGE) -> RDBStorage:
     """Open (creating if needed) the RDB storage at ``url``, with heartbeats and stale-trial retry."""
     if not url.startswith(("sqlite:///", "postgresql", "mysql")):
-        raise SpecError(f"storage {url!r} is not a database URL: use sqlite:///PATH or postgresql://...")
+        raise SpecError(f"storage {redact_url(url)!r} is not a database URL: use sqlite:///PATH or postgresql://...")
     engine_kwargs = {}
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
@@ -32,7 +61,7 @@ def open_storage(url: str = DEFAULT_STORAGE) -> RDBStorage:
             try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as err:
-                raise SpecError(f"cannot create the folder for storage {url}: {err.strerror}") from None
+                raise SpecError(f"cannot create the folder for storage {redact_url(url)}: {err.strerror}") from None
         engine_kwargs = {"connect_args": {"timeout": 60}}
     try:
         return RDBStorage(
@@ -42,7 +71,8 @@ def open_storage(url: str = DEFAULT_STORAGE) -> RDBStorage:
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
         )
     except Exception as err:  # noqa: BLE001 - SQLAlchemy/driver errors vary by backend
-        raise SpecError(f"cannot open storage {url}: {str(err).splitlines()[0]}") from None
+        raise SpecError(f"cannot open storage {redact_url(url)}: "
+                        f"{redact_text(str(err).splitlines()[0], url)}") from None
 
 
 def study_names(url: str) -> list[str]:
@@ -58,7 +88,7 @@ def load_study(url: str, name: str) -> optuna.Study:
     except KeyError:
         known = study_names(url)
         hint = f"studies there: {', '.join(known)}" if known else "the storage has no studies yet"
-        raise SpecError(f"no study {name!r} in {url} ({hint})") from None
+        raise SpecError(f"no study {name!r} in {redact_url(url)} ({hint})") from None
 
 
 def study_settings(study: optuna.Study) -> dict:

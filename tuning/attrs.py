@@ -1,0 +1,5 @@
+"""Names of what lorascope stores on Optuna studies and trials (torch-free, import anywhere)."""
+
+OUTCOME_ATTR = "outcome"  # trial user attr: how the trial ended (status, losses, error)
+SETTINGS_ATTR = "lorascope"  # study user attr: the study's kind, base spec and grid or search
+FIXED_ATTR = "fixed_params"  # trial user attr: the params a search holds constant
