@@ -18,7 +18,8 @@ from tuning.recommend import choose
 from tuning.results import REPORTED_STATES, check_writable, collect_records, study_results, write_json
 from tuning.search import SearchSpec, open_search, pending_trials, run_search
 from tuning.storage import load_study, open_storage, study_settings
-from tuning.sweep import SweepGrid, count_waiting, prepare_sweep, run_pending
+from tuning.sweep import SweepGrid, prepare_sweep
+from tuning.worker import open_study_for_worker, pending_count, run_study
 
 DEFAULT_SWEEP_STUDY = "sweep"
 DEFAULT_SEARCH_STUDY = "search"
@@ -112,11 +113,8 @@ def _print_fit(storage: str, name: str, *, target_rank: int | None, json_path: s
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Join a study in the storage and run its queued trials."""
-    study = load_study(args.storage, args.study)
-    settings = study_settings(study)
-    if "base" not in settings:
-        raise SpecError(f"study {args.study!r} was not made by lorascope: it has no trial settings")
-    base = TrialSpec.from_dict(settings["base"])
+    study = open_study_for_worker(args.storage, args.study)
+    base = TrialSpec.from_dict(study_settings(study)["base"])
     if args.device:
         base = base.with_params(device=args.device)
     pick_device(base.device)
@@ -171,14 +169,14 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def _run_study(study, base: TrialSpec, *, quiet: bool) -> None:
-    pending = count_waiting(study)
+    pending = pending_count(study)
     if not pending:
         print(f"study {study.study_name!r}: every trial has already run", file=sys.stderr)
         return
     print(f"study {study.study_name!r}: {pending} trial(s) to run", file=sys.stderr)
     with _progress(pending * base.steps, quiet=quiet) as (progress, stop):
-        run_pending(study, base, on_record=progress.on_record, on_trial_end=progress.on_trial_end,
-                    stop_requested=lambda: stop[0])
+        run_study(study, base, on_record=progress.on_record, on_trial_end=progress.on_trial_end,
+                  stop_requested=lambda: stop[0])
 
 
 @contextlib.contextmanager

@@ -1,22 +1,21 @@
-"""The Optuna objective shared by sweeps, searches and workers: one trial = one run_trial."""
+"""Training one claimed trial for sweeps, searches and workers: one trial = one run_trial."""
 
 from __future__ import annotations
 
-import os
-import socket
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import FrozenTrial
 
 from core.scaling import RULES
 from core.specs import SpecError, TrialSpec
 from core.trainer import TrialOutcome, run_trial
 from tuning.curves import CurveWriter
-
-from tuning.attrs import OUTCOME_ATTR  # noqa: F401 - re-exported
+from tuning.queue import finish_trial, heartbeat, report_lost
 
 # Wide, fixed distributions: every study stores the same ones, so grids can grow and searches
 # over alpha share a study's history (Optuna refuses changed categorical choices).
@@ -29,12 +28,9 @@ DISTRIBUTIONS = {
 }
 
 
-class TrialFailed(Exception):
-    """A trial ended without a result (diverged, out of memory, stopped, bad input)."""
-
-
 Suggest = Callable[[optuna.Trial], dict[str, Any]]
 RecordHook = Callable[[optuna.Trial, dict[str, Any]], None]
+TrialEndHook = Callable[[optuna.Study, FrozenTrial], None]
 
 
 def suggest_fixed(trial: optuna.Trial) -> dict[str, Any]:
@@ -49,52 +45,78 @@ def suggest_fixed(trial: optuna.Trial) -> dict[str, Any]:
     }
 
 
-def make_objective(
+def train_trial(
+    trial: optuna.Trial,
+    base: TrialSpec,
+    suggest: Suggest = suggest_fixed,
+    *,
+    prune: bool = False,
+    on_record: RecordHook | None = None,
+    stop_requested: Callable[[], bool] = lambda: False,
+) -> dict[str, Any] | None:
+    """Train ``base`` with a claimed trial's params, writing its curve; return the outcome dict.
+
+    Eval losses are reported as intermediate values; the pruner is asked only when ``prune``.
+    Returns None when another process failed the trial meanwhile (its writes are refused).
+    """
+    lost = False
+
+    def on_step(record: dict[str, Any]) -> None:
+        nonlocal pruned, lost
+        if lost:
+            return
+        try:
+            writer.add(record)
+            if "eval_loss" in record:
+                trial.report(record["eval_loss"], record["step"])
+                pruned = pruned or (prune and trial.should_prune())
+        except UpdateFinishedTrialError:
+            lost = True
+            return
+        if on_record:
+            on_record(trial, record)
+
+    def should_stop() -> str | None:
+        return "stopped" if stop_requested() or lost else "pruned" if pruned else None
+
+    pruned = False
+    writer = CurveWriter(trial.set_user_attr)
+    try:
+        params = suggest(trial)
+        outcome = run_trial(base.with_params(**params), on_step, should_stop)
+    except UpdateFinishedTrialError:
+        return None
+    except SpecError as err:
+        outcome = TrialOutcome(status="failed", error=str(err))
+    except Exception as err:  # noqa: BLE001 - a bug in one trial must not end the sweep
+        outcome = TrialOutcome(status="failed", error=f"internal error: {type(err).__name__}: {err}",
+                               info={"traceback": traceback.format_exc()})
+    try:
+        writer.flush()
+    except UpdateFinishedTrialError:
+        lost = True
+    return None if lost else outcome.to_dict()
+
+
+def run_claimed(
+    study: optuna.Study,
+    trial: optuna.Trial,
     base: TrialSpec,
     suggest: Suggest = suggest_fixed,
     *,
     on_record: RecordHook | None = None,
+    on_trial_end: TrialEndHook | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
-) -> Callable[[optuna.Trial], float]:
-    """Return an objective that trains ``base`` with the trial's params and returns eval loss.
-
-    Curves go into the storage as the trial runs; eval losses are reported as intermediate
-    values, so Optuna pruners can stop the trial.
-    """
-
-    def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr("host", socket.gethostname())
-        trial.set_user_attr("pid", os.getpid())
-        params = suggest(trial)
-        pruned = False
-
-        def on_step(record: dict[str, Any]) -> None:
-            nonlocal pruned
-            writer.add(record)
-            if "eval_loss" in record:
-                trial.report(record["eval_loss"], record["step"])
-                pruned = pruned or trial.should_prune()
-            if on_record:
-                on_record(trial, record)
-
-        def should_stop() -> str | None:
-            return "stopped" if stop_requested() else "pruned" if pruned else None
-
-        writer = CurveWriter(trial.set_user_attr)
-        try:
-            spec = base.with_params(**params)
-            outcome = run_trial(spec, on_step, should_stop)
-        except SpecError as err:
-            outcome = TrialOutcome(status="failed", error=str(err))
-        except Exception as err:  # noqa: BLE001 - a bug in one trial must not end the sweep
-            outcome = TrialOutcome(status="failed", error=f"internal error: {type(err).__name__}: {err}",
-                                   info={"traceback": traceback.format_exc()})
-        writer.flush()
-        trial.set_user_attr(OUTCOME_ATTR, outcome.to_dict())
-        if outcome.status == "completed":
-            return outcome.eval_loss
-        if outcome.status == "pruned":
-            raise optuna.TrialPruned(f"pruned at step {outcome.steps_done}")
-        raise TrialFailed(outcome.error or outcome.status)
-
-    return objective
+) -> FrozenTrial | None:
+    """Train a claimed trial under a heartbeat and finish it; None if another process failed it."""
+    prune = not isinstance(study.pruner, optuna.pruners.NopPruner)
+    with heartbeat(study, [trial]):
+        outcome = train_trial(trial, base, suggest, prune=prune, on_record=on_record,
+                              stop_requested=stop_requested)
+    if outcome is None:
+        report_lost(trial)
+        return None
+    frozen = finish_trial(study, trial, outcome)
+    if frozen is not None and on_trial_end:
+        on_trial_end(study, frozen)
+    return frozen

@@ -1,8 +1,9 @@
-"""Alpha search per rank: an Optuna study over log-alpha for each rank, with pruning.
+"""Alpha search per rank: an Optuna study over log-alpha for each rank, pruned only if asked.
 
 Each rank gets its own study, ``NAME/rRANK``, so the sampler models one loss landscape and the
 pruner compares curves of the same rank. The learning rate stays fixed: the point is to find
-the alpha (hence gamma) each rank wants. Rerunning the same command continues every study.
+the alpha (hence gamma) each rank wants. Rerunning the same command continues every study. The
+sampler and pruner are stored with each study, so a worker joining it uses the same ones.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from optuna.trial import TrialState
 
 from core.scaling import check_rank, get_rule
 from core.specs import SpecError, TrialSpec
-from tuning.objective import RecordHook, TrialFailed, make_objective
-from tuning.storage import SETTINGS_ATTR, open_storage, study_names, study_settings
-from tuning.sweep import FINAL_OUTCOMES, fail_dead_local_trials
-from tuning.attrs import FIXED_ATTR
+from tuning.attrs import FIXED_ATTR, OUTCOME_ATTR
+from tuning.objective import RecordHook, TrialEndHook, run_claimed
+from tuning.queue import (FINAL_OUTCOMES, claim_waiting, create_trials_below, fail_dead_local_trials,
+                          fail_stale_trials, study_lock)
+from tuning.settings import build_pruner, build_sampler, save_or_check_settings
+from tuning.storage import open_storage, study_names, study_settings
 
 SAMPLERS = ("tpe", "gp", "grid")
 PRUNERS = ("none", "median", "hyperband")
@@ -100,46 +103,37 @@ def group_study_names(storage_url: str, name: str) -> list[str]:
     return own + [s for _, s in ranked]
 
 
-def make_sampler(search: SearchSpec, rank: int) -> optuna.samplers.BaseSampler:
-    """The sampler over log-alpha at one rank."""
+def sampler_settings(search: SearchSpec, rank: int) -> dict[str, Any]:
+    """The sampler over log-alpha at one rank, as stored with the study (see settings.build_sampler)."""
     if search.sampler == "grid":
-        return optuna.samplers.GridSampler({"alpha": search.alpha_grid()}, seed=search.seed)
+        return {"name": "grid", "search_space": {"alpha": search.alpha_grid()}, "seed": search.seed}
     if search.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=search.seed + rank)
-    return optuna.samplers.TPESampler(seed=search.seed + rank, n_startup_trials=min(5, search.trials_per_rank))
+        return {"name": "gp", "seed": search.seed + rank}
+    return {"name": "tpe", "seed": search.seed + rank, "n_startup_trials": min(5, search.trials_per_rank)}
 
 
-def make_pruner(search: SearchSpec, base: TrialSpec) -> optuna.pruners.BasePruner:
-    """Median or Hyperband over the eval losses reported every ``eval_every`` steps."""
+def pruner_settings(search: SearchSpec, base: TrialSpec) -> dict[str, Any]:
+    """Median or Hyperband over the eval losses reported every ``eval_every`` steps, as stored."""
     if search.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=base.steps // 4,
-                                           interval_steps=1)
+        return {"name": "median", "n_startup_trials": 3, "n_warmup_steps": base.steps // 4, "interval_steps": 1}
     if search.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=base.eval_every, max_resource=base.steps,
-                                              reduction_factor=3)
-    return optuna.pruners.NopPruner()
+        return {"name": "hyperband", "min_resource": base.eval_every, "max_resource": base.steps,
+                "reduction_factor": 3}
+    return {"name": "none"}
 
 
 def open_rank_study(storage_url: str, name: str, base: TrialSpec, search: SearchSpec, rank: int) -> optuna.Study:
     """Create or reopen the study of one rank, checking it was made with the same settings."""
+    sampler, pruner = sampler_settings(search, rank), pruner_settings(search, base)
     study = optuna.create_study(study_name=rank_study_name(name, rank), storage=open_storage(storage_url),
                                 direction="minimize", load_if_exists=True,
-                                sampler=make_sampler(search, rank), pruner=make_pruner(search, base))
-    settings = {"kind": "search", "base": base.to_dict(), "search": asdict(search), "rank": rank}
-    old = study_settings(study)
-    if not old:
-        study.set_user_attr(SETTINGS_ATTR, settings)
-    elif old.get("kind") != "search":
-        raise SpecError(f"study {study.study_name!r} is not an alpha search: use another --study name")
-    else:
-        for key in ("rule", "lr", "alpha_min", "alpha_max", "seed"):
-            if old["search"].get(key) != settings["search"][key]:
-                raise SpecError(f"search {name!r} was run with {key.replace('_', '-')}="
-                                f"{old['search'].get(key)}, not {settings['search'][key]}: use the "
-                                f"same value or another --study name")
-        if old["base"].get("steps") != base.steps or old["base"].get("task") != base.task:
-            raise SpecError(f"search {name!r} was run with other task or steps: use another --study name")
+                                sampler=build_sampler(sampler), pruner=build_pruner(pruner))
+    settings = {"kind": "search", "base": base.to_dict(), "search": {**asdict(search), "alpha_high": search.alpha_high},
+                "rank": rank, "sampler": sampler, "pruner": pruner}
+    with study_lock(study):
+        save_or_check_settings(study, settings, name)
     fail_dead_local_trials(study)
+    fail_stale_trials(study)
     return study
 
 
@@ -147,22 +141,49 @@ def finished_count(study: optuna.Study) -> int:
     """Trials that count towards trials-per-rank (killed or stopped ones do not)."""
     count = 0
     for trial in study.get_trials(deepcopy=False):
-        status = trial.user_attrs.get("outcome", {}).get("status")
+        status = trial.user_attrs.get(OUTCOME_ATTR, {}).get("status")
         if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
                 trial.state == TrialState.FAIL and status in FINAL_OUTCOMES):
             count += 1
     return count
 
 
-def search_objective(base: TrialSpec, search: SearchSpec, rank: int, **kwargs: Any):
-    """The objective of one rank's study: alpha from the sampler, the rest held fixed."""
-    fixed = {"rank": rank, "rule": search.rule, "lr": search.lr, "seed": search.seed}
+def search_suggest(settings: dict[str, Any]) -> Callable[[optuna.Trial], dict[str, Any]]:
+    """How one rank's trials get their params: alpha from the sampler, the rest held fixed."""
+    stored = settings["search"]
+    search = SearchSpec(**{**{k: v for k, v in stored.items() if k in SearchSpec.__dataclass_fields__},
+                           "ranks": tuple(stored["ranks"])})
+    fixed = {"rank": settings["rank"], "rule": search.rule, "lr": search.lr, "seed": search.seed}
 
     def suggest(trial: optuna.Trial) -> dict[str, Any]:
         trial.set_user_attr(FIXED_ATTR, fixed)
         return {"alpha": trial.suggest_float("alpha", search.alpha_min, search.alpha_high, log=True), **fixed}
 
-    return make_objective(base, suggest, **kwargs)
+    return suggest
+
+
+def run_rank_search(
+    study: optuna.Study,
+    base: TrialSpec,
+    *,
+    on_record: RecordHook | None = None,
+    on_trial_end: TrialEndHook | None = None,
+    stop_requested: Callable[[], bool] = lambda: False,
+) -> None:
+    """Run one rank's study until it holds trials_per_rank trials (queued retries first).
+
+    Several processes may run it at once: a new trial is created only under the study lock,
+    while fewer than trials_per_rank trials are finished, running or queued.
+    """
+    settings = study_settings(study)
+    suggest = search_suggest(settings)
+    while not stop_requested():
+        fail_stale_trials(study)
+        claimed = claim_waiting(study, 1) or create_trials_below(study, settings["search"]["trials_per_rank"], 1)
+        if not claimed:
+            return
+        run_claimed(study, claimed[0], base, suggest, on_record=on_record, on_trial_end=on_trial_end,
+                    stop_requested=stop_requested)
 
 
 def open_search(storage_url: str, name: str, base: TrialSpec, search: SearchSpec) -> list[optuna.Study]:
@@ -183,7 +204,7 @@ def run_search(
     *,
     studies: list[optuna.Study] | None = None,
     on_record: RecordHook | None = None,
-    on_trial_end: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+    on_trial_end: TrialEndHook | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
 ) -> list[optuna.Study]:
     """Run (or continue) the search at every rank until each has trials_per_rank trials.
@@ -191,9 +212,6 @@ def run_search(
     ``studies`` from :func:`open_search` saves opening them again.
     """
     studies = studies or open_search(storage_url, name, base, search)
-    callbacks = [on_trial_end] if on_trial_end else []
-    for rank, study in zip(search.ranks, studies):
-        objective = search_objective(base, search, rank, on_record=on_record, stop_requested=stop_requested)
-        while not stop_requested() and finished_count(study) < search.trials_per_rank:
-            study.optimize(objective, n_trials=1, catch=(TrialFailed,), callbacks=callbacks)
+    for study in studies:
+        run_rank_search(study, base, on_record=on_record, on_trial_end=on_trial_end, stop_requested=stop_requested)
     return studies

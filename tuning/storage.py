@@ -6,14 +6,13 @@ import warnings
 from pathlib import Path
 
 import optuna
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import RDBStorage
 
 from core.specs import SpecError
 from tuning.attrs import SETTINGS_ATTR  # noqa: F401 - re-exported
+from tuning.queue import heartbeat_grace_seconds, heartbeat_seconds, retry_stale
 
 DEFAULT_STORAGE = "sqlite:///runs/lorascope.db"
-HEARTBEAT_SECONDS = 2  # a killed worker's trial is failed and retried after 2 missed beats
-MAX_RETRIES = 3
 
 # Failed trials are reported by lorascope itself, without Optuna's traceback.
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -56,19 +55,22 @@ def open_storage(url: str = DEFAULT_STORAGE) -> RDBStorage:
         raise SpecError(f"storage {redact_url(url)!r} is not a database URL: use sqlite:///PATH or postgresql://...")
     engine_kwargs = {}
     if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:":
-            try:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise SpecError(f"cannot create the folder for storage {redact_url(url)}: {err.strerror}") from None
+        path = url.removeprefix("sqlite:///").partition("?")[0]
+        if path in ("", ":memory:"):
+            raise SpecError(f"storage {url!r} is in memory and would lose every result: "
+                            f"give a file, e.g. sqlite:///runs/lorascope.db")
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise SpecError(f"cannot create the folder for storage {redact_url(url)}: {err.strerror}") from None
         engine_kwargs = {"connect_args": {"timeout": 60}}
     try:
         return RDBStorage(
             url,
             engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
+            heartbeat_interval=heartbeat_seconds(),
+            grace_period=heartbeat_grace_seconds(),
+            heartbeat_stale_trial_callback=retry_stale,
         )
     except Exception as err:  # noqa: BLE001 - SQLAlchemy/driver errors vary by backend
         raise SpecError(f"cannot open storage {redact_url(url)}: "

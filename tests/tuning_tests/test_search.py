@@ -10,6 +10,7 @@ import optuna
 import pytest
 
 from core.specs import SpecError, TrialSpec
+from tuning.curves import read_curve
 from tuning.fit import fit_report
 from tuning.results import collect_records
 from tuning.search import SearchSpec, finished_count, run_search, search_study_names
@@ -99,8 +100,9 @@ def test_kill_9_mid_search_loses_no_completed_trial(tmp_path):
         assert study.trials[number].value == value
     killed = [t for t in study.trials if t.state.name == "FAIL"]
     assert len(killed) == 1 and killed[0].user_attrs["outcome"]["status"] == "killed"
-    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed[0].number]
+    retried = [t for t in study.trials if t.user_attrs.get("retry_of", {}).get("trial") == killed[0].number]
     assert retried and retried[0].params["alpha"] == killed[0].params["alpha"]
+    assert read_curve(retried[0])[0]["step"] == 0  # its own curve, not the dead trial's
 
 
 @pytest.mark.slow
