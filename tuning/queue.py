@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
-import logging
 import os
 import socket
 import sys
@@ -32,9 +31,6 @@ from tuning.attrs import FIXED_ATTR, OUTCOME_ATTR, RETRY_ATTR
 
 MAX_RETRIES = 3  # a point whose process died this many times in a row is left failed
 FINAL_OUTCOMES = {"completed", "pruned", "diverged", "oom", "failed"}  # rerunning would not help
-
-log = logging.getLogger("lorascope")
-
 
 def rdb_backend(study: optuna.Study) -> RDBStorage | None:
     """The study's RDBStorage under Optuna's cache wrapper, or None for other storages."""

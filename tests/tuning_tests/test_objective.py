@@ -1,0 +1,68 @@
+"""Training one claimed trial: params from the queue, curve in the storage, pruning only if asked."""
+
+import optuna
+from optuna.trial import TrialState
+
+from core.specs import TrialSpec
+from tuning.curves import read_curve
+from tuning.objective import run_claimed, train_trial
+from tuning.queue import claim_waiting, fail_if_running
+from tuning.storage import open_storage
+
+POINT = {"rank": 4, "alpha": 8.0, "rule": "rslora", "lr": 3e-3, "seed": 1}
+BASE = TrialSpec(task="synthetic-style", steps=12, batch_size=8, eval_every=3, device="cpu")
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    """Prunes at the first chance: shows whether the objective asks the pruner at all."""
+
+    def prune(self, study, trial) -> bool:
+        return True
+
+
+def _claimed(tmp_path, pruner=None):
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/s.db"), pruner=pruner)
+    study.enqueue_trial(POINT)
+    return study, claim_waiting(study)[0]
+
+
+def test_trains_the_queued_point_and_writes_its_curve(tmp_path):
+    study, trial = _claimed(tmp_path)
+    outcome = train_trial(trial, BASE)
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert outcome["status"] == "completed" and outcome["steps_done"] == 12
+    assert frozen.params == POINT
+    assert outcome["gamma"] == 8.0 / 2  # rslora: alpha / sqrt(4)
+    assert [r["step"] for r in read_curve(frozen)] == list(range(12))
+    assert sorted(frozen.intermediate_values) == [2, 5, 8, 11]
+
+
+def test_never_asks_the_pruner_unless_told(tmp_path):
+    study, trial = _claimed(tmp_path, AlwaysPrune())
+    assert train_trial(trial, BASE, prune=False)["status"] == "completed"
+    (tmp_path / "b").mkdir()
+    study, trial = _claimed(tmp_path / "b", AlwaysPrune())
+    assert train_trial(trial, BASE, prune=True)["status"] == "pruned"
+
+
+def test_run_claimed_prunes_only_with_a_real_pruner_and_tells_the_state(tmp_path):
+    study, trial = _claimed(tmp_path, optuna.pruners.NopPruner())
+    assert run_claimed(study, trial, BASE).state == TrialState.COMPLETE
+    (tmp_path / "b").mkdir()
+    study, trial = _claimed(tmp_path / "b", AlwaysPrune())
+    ended = []
+    frozen = run_claimed(study, trial, BASE, on_trial_end=lambda s, t: ended.append(t.number))
+    assert frozen.state == TrialState.PRUNED and ended == [frozen.number]
+
+
+def test_a_trial_failed_by_another_process_ends_quietly(tmp_path, capsys):
+    study, trial = _claimed(tmp_path)
+
+    def other_process_fails_it(t, record):
+        if record["step"] == 4:
+            assert fail_if_running(study, t._trial_id, {"status": "killed", "error": "stale"})
+
+    assert run_claimed(study, trial, BASE, on_record=other_process_fails_it) is None
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert frozen.state == TrialState.FAIL and frozen.user_attrs["outcome"]["status"] == "killed"
+    assert capsys.readouterr().err.count("failed by another process") == 1
