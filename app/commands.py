@@ -16,10 +16,10 @@ from tuning.export import FORMATS, write_export
 from tuning.fit import fit_report
 from tuning.recommend import choose
 from tuning.results import REPORTED_STATES, check_writable, collect_records, study_results, write_json
-from tuning.search import SearchSpec, open_search, pending_trials, run_search
+from tuning.search import SearchSpec, open_search, pending_trials, run_rank_search, run_search
 from tuning.storage import load_study, open_storage, study_settings
-from tuning.sweep import SweepGrid, prepare_sweep
-from tuning.worker import open_study_for_worker, pending_count, run_study
+from tuning.sweep import SweepGrid, prepare_sweep, run_pending
+from tuning.worker import open_study_for_worker, pending_count
 
 DEFAULT_SWEEP_STUDY = "sweep"
 DEFAULT_SEARCH_STUDY = "search"
@@ -174,9 +174,10 @@ def _run_study(study, base: TrialSpec, *, quiet: bool) -> None:
         print(f"study {study.study_name!r}: every trial has already run", file=sys.stderr)
         return
     print(f"study {study.study_name!r}: {pending} trial(s) to run", file=sys.stderr)
+    run = run_rank_search if study_settings(study).get("kind") == "search" else run_pending
     with _progress(pending * base.steps, quiet=quiet) as (progress, stop):
-        run_study(study, base, on_record=progress.on_record, on_trial_end=progress.on_trial_end,
-                  stop_requested=lambda: stop[0])
+        run(study, base, on_record=progress.on_record, on_trial_end=progress.on_trial_end,
+            stop_requested=lambda: stop[0])
 
 
 @contextlib.contextmanager
