@@ -179,8 +179,8 @@ def _order(value: Any) -> tuple:
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
+    if isinstance(value, float):  # short, but never so short that two settings read alike
+        return f"{value:g}" if float(f"{value:g}") == value else repr(value)
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value))
     return str(value)
