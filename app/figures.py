@@ -52,7 +52,8 @@ from tuning.fit import RankOptimum, confidence_band
 
 __all__ = [
     "HEIGHT", "SVD_FLOOR_NAME", "alpha_landscape_figure", "alpha_law_figure", "empty_figure", "grad_norm_figure",
-    "grad_norm_slopes", "grad_norm_vs_rank_figure", "loss_figure", "rank_color", "rank_comparison_figure", "verdict",
+    "grad_norm_series", "grad_norm_slopes", "grad_norm_vs_rank_figure", "loss_figure", "rank_color",
+    "rank_comparison_figure", "verdict",
 ]
 
 
@@ -172,7 +173,8 @@ def grad_norm_vs_rank_figure(records: list[Record], which: str = "step0") -> go.
                 hovertemplate="r=%{x:.3g}<br>fit %{y:.4g}<extra></extra>",
                 meta={"kind": "fit", "rule": rule, "slope": slopes[rule]}))
     what = "step-0 grad norm" if which == "step0" else "mean grad norm"
-    fig = go.Figure(data=traces, layout=layout(f"{what.capitalize()} vs rank (standard: r^-0.5; rsLoRA, sqrt law: flat)"))
+    title = f"{what.capitalize()} vs rank (standard: r^-0.5; rsLoRA, sqrt law: flat)"
+    fig = go.Figure(data=traces, layout=layout(title))
     fig.update_xaxes(title_text="rank r", **log_rank_axis(all_ranks))
     fig.update_yaxes(title_text=what, type="log")
     return fig
@@ -300,7 +302,8 @@ def _law_traces(entry: dict[str, Any], rule: str, prefix: str, color: str, setti
         x=grid, y=[sqrt_c * math.sqrt(r) for r in grid], mode="lines",
         name=f"{prefix}{rule} √r reference: α = {sqrt_c:.3g}·√r", legendgroup=group,
         line={"color": color, "dash": "dash", "width": 1}, opacity=0.6,
-        hovertemplate="r=%{x:.3g}<br>α %{y:.4g}<extra></extra>", meta={"kind": "sqrt", "rule": rule, "setting": setting}))
+        hovertemplate="r=%{x:.3g}<br>α %{y:.4g}<extra></extra>",
+        meta={"kind": "sqrt", "rule": rule, "setting": setting}))
     if predicted:
         traces.append(go.Scatter(
             x=[predicted["rank"]], y=[predicted["alpha"]], mode="markers",

@@ -50,14 +50,16 @@ def choose(records: list[dict[str, Any]], settings: dict, *, trial: int | None =
     rec = report["recommendation"]
     best = next(r for r in complete if r["number"] == rec["trial"] and r.get("study") == rec["study"])
     if rank is None:
-        located = "" if rec["alpha_located"] else "; alpha* not located at this rank, a better alpha may lie outside those tried"
+        located = "" if rec["alpha_located"] else ("; alpha* not located at this rank, a better alpha may lie "
+                                                   "outside those tried")
         return choice_from_record(best, settings, note=f"best trial: eval loss {best['eval_loss']:.4g}{located}")
     entry = report["rules"].get(best["rule"], {})
     if entry.get("predicted_alpha"):
         alpha = entry["predicted_alpha"]["alpha"]
         law = entry["law"]
         return choice_from_record(best, settings, rank=rank, alpha=alpha,
-                                  note=f"alpha from the fitted law {law['c']:.4g} * r^{law['p']:.3f} at {rec['setting']}")
+                                  note=f"alpha from the fitted law {law['c']:.4g} * r^{law['p']:.3f} "
+                                       f"at {rec['setting']}")
     at_rank = [r for r in complete if r["rank"] == rank and r["rule"] == best["rule"]
                and setting_of(r) == setting_of(best)]
     if not at_rank:
