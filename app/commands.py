@@ -15,7 +15,8 @@ from core.tasks import TASKS, check_sources, task_defaults
 from tuning.export import FORMATS, write_export
 from tuning.fit import fit_report
 from tuning.recommend import choose
-from tuning.results import REPORTED_STATES, check_writable, collect_records, study_results, write_json
+from tuning.results import (REPORTED_STATES, check_writable, collect_records, group_records, load_group,
+                            study_results, write_json)
 from tuning.search import SearchSpec, open_search, pending_trials, run_rank_search, run_search
 from tuning.storage import load_study, open_storage, study_settings
 from tuning.sweep import SweepGrid, prepare_sweep, run_pending
@@ -100,9 +101,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _print_fit(storage: str, name: str, *, target_rank: int | None, json_path: str | None) -> int:
     if json_path:
         check_writable(json_path)
-    records, _ = collect_records(storage, name)
+    studies = load_group(storage, name)
+    records, _ = group_records(studies)
     try:
-        report = fit_report(records, target_rank=target_rank)
+        report = fit_report(records, target_rank=target_rank,
+                            settings={study.study_name: study_settings(study) for study in studies})
     except ValueError as err:
         raise SpecError(f"study {name!r}: {err}") from None
     print(format_fit(report))

@@ -11,15 +11,18 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import sample_colorscale
+from plotly.colors import qualitative, sample_colorscale
 
 Record = dict[str, Any]
 
 UIREVISION = "lorascope"
 HEIGHT = 460
-RULE_DASH = {"standard": "dot", "rslora": "solid"}
-RULE_SYMBOL = {"standard": "circle", "rslora": "diamond"}
-RULE_COLOR = {"standard": "#d62728", "rslora": "#1f77b4"}
+SQRT_LAW = "sqrt-law"  # grad-norm series of standard trials at alpha = c * sqrt(r): rsLoRA's gamma
+SERIES_LABEL = {SQRT_LAW: "sqrt law (standard, α=c·√r)"}
+# by rule, and for the sqrt-law series where figures show it beside the rules
+RULE_DASH = {"standard": "dot", "rslora": "solid", SQRT_LAW: "dash"}
+RULE_SYMBOL = {"standard": "circle", "rslora": "diamond", SQRT_LAW: "square"}
+RULE_COLOR = {"standard": "#d62728", "rslora": "#1f77b4", SQRT_LAW: "#9467bd"}
 OTHER_COLOR = "#7f7f7f"
 METRIC_COLOR = {"eval": "#1f77b4", "final": "#ff7f0e", "svd_floor": "#444444"}
 SVD_FLOOR_NAME = "SVD floor (best any rank-r adapter can do)"
@@ -78,8 +81,28 @@ def symbol(rule: str | None, hollow: bool = False) -> str:
     symbol = RULE_SYMBOL.get(rule, "square")
     return f"{symbol}-open" if hollow else symbol
 
+def series_label(name: str) -> str:
+    """How a rule or series is named in legends and verdicts."""
+    return SERIES_LABEL.get(name, name)
+
 def rule_color(rule: str) -> str:
     return RULE_COLOR.get(rule, OTHER_COLOR)
+
+def setting_color(index: int, rule: str) -> str:
+    """A colour per (training setting, rule) when a figure shows several settings."""
+    palette = qualitative.D3
+    return palette[(2 * index + rule_order(rule)) % len(palette)]
+
+def log_ticks(traces: Iterable[go.Scatter]) -> dict[str, Any]:
+    """Tick settings for a log y axis over ``traces``: decades when the data span one, else Plotly's own.
+
+    Decades only, because the 2..9 minor labels collide in a small plot; but data within one decade
+    (a single trial's grad norm) would then get no labelled tick at all.
+    """
+    values = [v for trace in traces for v in (trace.y or ()) if v is not None and v > 0]
+    if values and math.floor(math.log10(min(values))) == math.floor(math.log10(max(values))):
+        return {}
+    return {"dtick": 1}
 
 def rgba(color: str, alpha: float) -> str:
     color = color.lstrip("#")

@@ -23,9 +23,11 @@ from app.figure_style import (
     METRIC_COLOR,
     Record,
     STABLE_ABOVE,
+    SQRT_LAW,
     SVD_FLOOR_NAME,
     dash,
     empty_figure,
+    log_ticks,
     fmt,
     layout,
     log_rank_axis,
@@ -37,17 +39,21 @@ from app.figure_style import (
     rule_color,
     rule_order,
     series,
+    series_label,
+    setting_color,
     symbol,
     thin,
     trace_label,
     trial_meta,
     two,
 )
+from app.views import outcome_word
 from tuning.fit import RankOptimum, confidence_band
 
 __all__ = [
     "HEIGHT", "SVD_FLOOR_NAME", "alpha_landscape_figure", "alpha_law_figure", "empty_figure", "grad_norm_figure",
-    "grad_norm_slopes", "grad_norm_vs_rank_figure", "loss_figure", "rank_color", "rank_comparison_figure", "verdict",
+    "grad_norm_series", "grad_norm_slopes", "grad_norm_vs_rank_figure", "loss_figure", "rank_color",
+    "rank_comparison_figure", "verdict",
 ]
 
 
@@ -114,7 +120,8 @@ def rank_comparison_figure(records: list[Record]) -> go.Figure:
 
 
 def grad_norm_slopes(records: list[Record], which: str = "step0") -> dict[str, float]:
-    """Per rule, the least-squares slope of log grad norm vs log rank (rules with 2+ ranks)."""
+    """Per series (a rule, or the sqrt law, see :func:`grad_norm_series`), the least-squares slope of
+    log grad norm vs log rank (series with 2+ ranks)."""
     slopes = {}
     for rule, points in _grad_norm_points(records, which).items():
         if len({rank for rank, _, _ in points}) < 2:
@@ -149,7 +156,7 @@ def grad_norm_vs_rank_figure(records: list[Record], which: str = "step0") -> go.
         points = by_rule[rule]
         traces.append(go.Scatter(
             x=[rank for rank, _, _ in points], y=[value for _, value, _ in points], mode="markers",
-            name=f"{rule} trials", legendgroup=rule,
+            name=f"{series_label(rule)} trials", legendgroup=rule,
             text=[trace_label(rec) + f" (trial {rec['number']})" for _, _, rec in points],
             hovertemplate="%{text}<br>grad norm %{y:.4g}<extra></extra>",
             marker={"symbol": symbol(rule), "size": 9, "color": [rank_color(r, all_ranks) for r, _, _ in points],
@@ -161,12 +168,13 @@ def grad_norm_vs_rank_figure(records: list[Record], which: str = "step0") -> go.
             grid = rank_grid(min(all_ranks), max(all_ranks))
             traces.append(go.Scatter(
                 x=grid, y=list(np.exp(intercept + slope * np.log(grid))), mode="lines",
-                name=f"{rule} — {verdict(slopes[rule])}", legendgroup=rule,
+                name=f"{series_label(rule)} — {verdict(slopes[rule])}", legendgroup=rule,
                 line={"color": rule_color(rule), "dash": dash(rule), "width": 2},
                 hovertemplate="r=%{x:.3g}<br>fit %{y:.4g}<extra></extra>",
                 meta={"kind": "fit", "rule": rule, "slope": slopes[rule]}))
     what = "step-0 grad norm" if which == "step0" else "mean grad norm"
-    fig = go.Figure(data=traces, layout=layout(f"{what.capitalize()} vs rank (standard: r^-0.5, rsLoRA: flat)"))
+    title = f"{what.capitalize()} vs rank (standard: r^-0.5; rsLoRA, sqrt law: flat)"
+    fig = go.Figure(data=traces, layout=layout(title))
     fig.update_xaxes(title_text="rank r", **log_rank_axis(all_ranks))
     fig.update_yaxes(title_text=what, type="log")
     return fig
@@ -223,59 +231,86 @@ def alpha_landscape_figure(records: list[Record]) -> go.Figure:
 
 
 def alpha_law_figure(report: dict[str, Any]) -> go.Figure:
-    """alpha* vs rank per rule on log-log axes, with the fitted law, its 95% band and the sqrt(r) line."""
-    rules = {rule: entry for rule, entry in (report or {}).get("rules", {}).items() if entry.get("optima")}
-    if not rules:
+    """alpha* vs rank per setting and rule on log-log axes: located optima filled, unlocated ones open
+    (a triangle pointing the way alpha* may lie when the best alpha was an end of the range tried), and
+    the law fitted on located ranks with its 95% band and the sqrt(r) line."""
+    groups = {label: {rule: entry for rule, entry in group["rules"].items() if entry.get("optima")}
+              for label, group in (report or {}).get("groups", {}).items()}
+    groups = {label: rules for label, rules in groups.items() if rules}
+    if not groups:
         return empty_figure("No alpha optima yet: finish trials at 2 or more ranks")
-    all_ranks = sorted({o["rank"] for entry in rules.values() for o in entry["optima"]})
+    all_ranks = sorted({o["rank"] for rules in groups.values() for entry in rules.values() for o in entry["optima"]})
     traces = []
-    for rule in ordered_rules(rules):
-        entry = rules[rule]
-        optima = [RankOptimum(**o) for o in entry["optima"]]
-        color = rule_color(rule)
-        text = [f"r={o.rank}: α*={o.alpha:.4g} ({'refined' if o.refined else 'best trial'}, {o.n_trials} trials"
-                + (", at the edge of the α range tried" if _at_edge(o) else "") + ")" for o in optima]
-        traces.append(go.Scatter(
-            x=[o.rank for o in optima], y=[o.alpha for o in optima], mode="markers", name=f"{rule} α* per rank",
-            legendgroup=rule, text=text, hovertemplate="%{text}<extra></extra>",
-            marker={"symbol": [symbol(rule, hollow=_at_edge(o)) for o in optima], "size": 10, "color": color},
-            meta={"kind": "optima", "rule": rule}))
-        law = entry.get("law")
-        if not law:
-            continue
-        predicted = entry.get("predicted_alpha")
-        lo_rank, hi_rank = min(all_ranks), max(all_ranks)
-        if predicted:
-            lo_rank, hi_rank = min(lo_rank, predicted["rank"]), max(hi_rank, predicted["rank"])
-        grid = rank_grid(lo_rank, hi_rank, extra=[o.rank for o in optima] + ([predicted["rank"]] if predicted else []))
-        fit, low, high = confidence_band(optima, grid)
-        if law.get("p_ci"):
-            traces.append(go.Scatter(
-                x=grid + grid[::-1], y=[float(v) for v in high] + [float(v) for v in low][::-1], fill="toself",
-                mode="lines", line={"width": 0, "color": color}, fillcolor=rgba(color, 0.15),
-                name=f"{rule} 95% band", legendgroup=rule, hoverinfo="skip",
-                meta={"kind": "band", "rule": rule, "n": len(grid)}))
-        traces.append(go.Scatter(
-            x=grid, y=[float(v) for v in fit], mode="lines", name=f"{rule} fit: {_law_text(law)}", legendgroup=rule,
-            line={"color": color, "dash": dash(rule), "width": 2},
-            hovertemplate="r=%{x:.3g}<br>fitted α* %{y:.4g}<extra></extra>",
-            meta={"kind": "fit", "rule": rule, "p": law["p"], "c": law["c"]}))
-        sqrt_c = law["sqrt_c"]
-        traces.append(go.Scatter(
-            x=grid, y=[sqrt_c * math.sqrt(r) for r in grid], mode="lines",
-            name=f"{rule} √r reference: α = {sqrt_c:.3g}·√r", legendgroup=rule,
-            line={"color": color, "dash": "dash", "width": 1}, opacity=0.6,
-            hovertemplate="r=%{x:.3g}<br>α %{y:.4g}<extra></extra>", meta={"kind": "sqrt", "rule": rule}))
-        if predicted:
-            traces.append(go.Scatter(
-                x=[predicted["rank"]], y=[predicted["alpha"]], mode="markers",
-                name=f"{rule} predicted at r={predicted['rank']}: α = {predicted['alpha']:.4g}", legendgroup=rule,
-                marker={"symbol": "star", "size": 14, "color": color, "line": {"width": 1, "color": "white"}},
-                meta={"kind": "predicted", "rule": rule}))
+    for index, (label, rules) in enumerate(groups.items()):
+        prefix = f"{label} " if len(groups) > 1 else ""
+        for rule in ordered_rules(rules):
+            color = rule_color(rule) if len(groups) == 1 else setting_color(index, rule)
+            traces += _law_traces(rules[rule], rule, prefix, color, label, all_ranks)
     fig = go.Figure(data=traces, layout=layout("Best alpha vs rank"))
     fig.update_xaxes(title_text="rank r", **log_rank_axis(all_ranks))
     fig.update_yaxes(title_text="α*", type="log")
     return fig
+
+
+def _law_traces(entry: dict[str, Any], rule: str, prefix: str, color: str, setting: str,
+                all_ranks: list[int]) -> list[go.Scatter]:
+    """One rule's optima (located and not), and its law, band, sqrt reference and prediction."""
+    optima = [RankOptimum(**o) for o in entry["optima"]]
+    group = f"{setting}:{rule}"
+    traces = []
+    located = [o for o in optima if o.located]
+    if located:
+        traces.append(go.Scatter(
+            x=[o.rank for o in located], y=[o.alpha for o in located], mode="markers",
+            name=f"{prefix}{rule} α* per rank", legendgroup=group,
+            text=[f"r={o.rank}: α*={o.alpha:.4g} ({'refined' if o.refined else 'best trial'}, "
+                  f"{o.n_alphas} alphas {o.alpha_min:.3g}..{o.alpha_max:.3g})" for o in located],
+            hovertemplate="%{text}<extra></extra>",
+            marker={"symbol": symbol(rule), "size": 10, "color": color},
+            meta={"kind": "optima", "rule": rule, "setting": setting}))
+    unlocated = [o for o in optima if not o.located]
+    if unlocated:
+        traces.append(go.Scatter(
+            x=[o.rank for o in unlocated], y=[o.best_trial_alpha for o in unlocated], mode="markers",
+            name=f"{prefix}{rule} α* not located (▲ may be higher, ▼ lower; ○ one α tried)", legendgroup=group,
+            text=[_unlocated_text(o) for o in unlocated], hovertemplate="%{text}<extra></extra>",
+            marker={"symbol": [_bound_symbol(o, rule) for o in unlocated], "size": 11, "color": color,
+                    "line": {"width": 1.5, "color": color}},
+            meta={"kind": "unlocated", "rule": rule, "setting": setting}))
+    law = entry.get("law")
+    if not law:
+        return traces
+    predicted = entry.get("predicted_alpha")
+    lo_rank, hi_rank = min(all_ranks), max(all_ranks)
+    if predicted:
+        lo_rank, hi_rank = min(lo_rank, predicted["rank"]), max(hi_rank, predicted["rank"])
+    grid = rank_grid(lo_rank, hi_rank, extra=[o.rank for o in optima] + ([predicted["rank"]] if predicted else []))
+    fit, low, high = confidence_band(optima, grid)
+    if law.get("p_ci"):
+        traces.append(go.Scatter(
+            x=grid + grid[::-1], y=[float(v) for v in high] + [float(v) for v in low][::-1], fill="toself",
+            mode="lines", line={"width": 0, "color": color}, fillcolor=rgba(color, 0.15),
+            name=f"{prefix}{rule} 95% band", legendgroup=group, hoverinfo="skip",
+            meta={"kind": "band", "rule": rule, "setting": setting, "n": len(grid)}))
+    traces.append(go.Scatter(
+        x=grid, y=[float(v) for v in fit], mode="lines", name=f"{prefix}{rule} fit: {_law_text(law)}",
+        legendgroup=group, line={"color": color, "dash": dash(rule), "width": 2},
+        hovertemplate="r=%{x:.3g}<br>fitted α* %{y:.4g}<extra></extra>",
+        meta={"kind": "fit", "rule": rule, "setting": setting, "p": law["p"], "c": law["c"]}))
+    sqrt_c = law["sqrt_c"]
+    traces.append(go.Scatter(
+        x=grid, y=[sqrt_c * math.sqrt(r) for r in grid], mode="lines",
+        name=f"{prefix}{rule} √r reference: α = {sqrt_c:.3g}·√r", legendgroup=group,
+        line={"color": color, "dash": "dash", "width": 1}, opacity=0.6,
+        hovertemplate="r=%{x:.3g}<br>α %{y:.4g}<extra></extra>",
+        meta={"kind": "sqrt", "rule": rule, "setting": setting}))
+    if predicted:
+        traces.append(go.Scatter(
+            x=[predicted["rank"]], y=[predicted["alpha"]], mode="markers",
+            name=f"{prefix}{rule} predicted at r={predicted['rank']}: α = {predicted['alpha']:.4g}", legendgroup=group,
+            marker={"symbol": "star", "size": 14, "color": color, "line": {"width": 1, "color": "white"}},
+            meta={"kind": "predicted", "rule": rule, "setting": setting}))
+    return traces
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -332,7 +367,7 @@ def _curve_figure(records: list[Record], field: str, title: str, ytitle: str, *,
         name = trace_label(rec, lr=several_lrs)
         state = rec.get("state")
         if state in ("PRUNED", "FAIL"):
-            name += " (pruned)" if state == "PRUNED" else " (failed)"
+            name += f" ({outcome_word(rec)})"
         group = f"{rec.get('study')}:{rec.get('number')}" if several_studies else str(rec.get("number"))
         hover = f"trial {rec.get('number')}<br>step %{{x}}<br>{ytitle} %{{y:.4g}}<extra>{name}</extra>"
         xs, ys = thin(*series(rec["curve"], field, positive=log_y), max_points)
@@ -354,28 +389,63 @@ def _curve_figure(records: list[Record], field: str, title: str, ytitle: str, *,
                     meta=trial_meta(rec, "eval")))
     fig = go.Figure(data=traces, layout=layout(title))
     fig.update_xaxes(title_text="step")
-    # decades only on log axes: the 2..9 minor labels collide in a small plot
-    fig.update_yaxes(title_text=ytitle, type="log" if log_y else "linear", **({"dtick": 1} if log_y else {}))
+    fig.update_yaxes(title_text=ytitle, type="log" if log_y else "linear", **(log_ticks(traces) if log_y else {}))
     return fig
 
 
 def _grad_norm_points(records: list[Record], which: str) -> dict[str, list[tuple[int, float, Record]]]:
-    """Per rule, (rank, grad norm, record) per COMPLETE/RUNNING trial with a usable curve."""
+    """Per series, (rank, grad norm, record) per COMPLETE/RUNNING trial with a usable curve."""
     if which not in ("step0", "mean"):
         raise ValueError(f"which must be 'step0' or 'mean', got {which!r}")
-    by_rule: dict[str, list[tuple[int, float, Record]]] = defaultdict(list)
+    by_series: dict[str, list[tuple[int, float, Record]]] = defaultdict(list)
+    for name, members in grad_norm_series(records).items():
+        for rec in members:
+            rank = rec.get("rank")
+            if rec.get("state") not in ("COMPLETE", "RUNNING") or not rec.get("curve") \
+                    or not isinstance(rank, (int, float)) or rank <= 0:
+                continue
+            steps, values = series(rec["curve"], "grad_norm", positive=True)
+            finite = [(s, v) for s, v in zip(steps, values) if v is not None]
+            if finite:
+                value = min(finite)[1] if which == "step0" else float(np.mean([v for _, v in finite]))
+                by_series[name].append((rank, value, rec))
+    return dict(by_series)
+
+
+def grad_norm_series(records: list[Record]) -> dict[str, list[Record]]:
+    """Trials per grad-norm series: each rule at fixed alphas, and :data:`SQRT_LAW` trials apart.
+
+    A sqrt-law trial (standard rule, alpha = c * sqrt(r)) has rsLoRA's gamma, so pooling it into
+    ``standard`` would bend that slope. Sweeps do not label them; they are recognised per study, lr
+    and seed as standard trials sharing one c = alpha/sqrt(r) over 2+ ranks, at least one of them with
+    an alpha that no other rank has (a grid alpha is tried at every rank). A law point that coincides
+    with a grid point is the same trial, so it counts in both series.
+    """
+    out: dict[str, list[Record]] = defaultdict(list)
+    standard: dict[tuple, list[Record]] = defaultdict(list)
     for rec in records:
-        rank, rule = rec.get("rank"), rec.get("rule")
-        if rec.get("state") not in ("COMPLETE", "RUNNING") or not rec.get("curve") or rule is None \
-                or not isinstance(rank, (int, float)) or rank <= 0:
+        if rec.get("rule") is None:
             continue
-        steps, values = series(rec["curve"], "grad_norm", positive=True)
-        finite = [(s, v) for s, v in zip(steps, values) if v is not None]
-        if not finite:
-            continue
-        value = min(finite)[1] if which == "step0" else float(np.mean([v for _, v in finite]))
-        by_rule[rule].append((rank, value, rec))
-    return dict(by_rule)
+        if rec["rule"] == "standard" and num(rec.get("alpha")) and isinstance(rec.get("rank"), (int, float)) \
+                and rec["rank"] > 0:
+            standard[(rec.get("study"), rec.get("lr"), rec.get("seed"))].append(rec)
+        else:
+            out[rec["rule"]].append(rec)
+    for group in standard.values():
+        ranks_of_alpha: dict[float, set] = defaultdict(set)
+        by_c: dict[str, list[Record]] = defaultdict(list)
+        for rec in group:
+            ranks_of_alpha[num(rec["alpha"])].add(rec["rank"])
+            by_c[f"{num(rec['alpha']) / math.sqrt(rec['rank']):.9g}"].append(rec)
+        law = set()
+        for members in by_c.values():
+            if len({rec["rank"] for rec in members}) >= 2 and \
+                    any(len(ranks_of_alpha[num(rec["alpha"])]) == 1 for rec in members):
+                law |= {id(rec) for rec in members}
+                out[SQRT_LAW] += members
+        out["standard"] += [rec for rec in group
+                            if id(rec) not in law or len(ranks_of_alpha[num(rec["alpha"])]) > 1]
+    return {name: members for name, members in out.items() if members}
 
 
 def _last_eval(rec: Record) -> float | None:
@@ -392,17 +462,27 @@ def _last_eval(rec: Record) -> float | None:
 
 
 def _law_text(law: dict[str, Any]) -> str:
-    """``α* = 26.8·r^1.00 (p 95% CI 0.39–1.62)``."""
+    """``α* = 26.8·r^1.00 (p 95% CI 0.39–1.62)``, saying when unlocated ranks were left out."""
     text = f"α* = {law['c']:.3g}·r^{two(law['p'])}"
+    only = "; located ranks only" if law.get("excluded_ranks") else ""
     ci = law.get("p_ci")
     if ci:
-        return f"{text} (p 95% CI {two(ci[0])}–{two(ci[1])})"
-    return f"{text} (no CI with {law.get('n_ranks', 2)} ranks)"
+        return f"{text} (p 95% CI {two(ci[0])}–{two(ci[1])}{only})"
+    return f"{text} (no CI with {law.get('n_ranks', 2)} located ranks)"
 
 
+def _bound_symbol(optimum: RankOptimum, rule: str) -> str:
+    """An open triangle pointing where alpha* may lie beyond the range tried; open rule symbol if unknown."""
+    if optimum.n_alphas < 2:
+        return symbol(rule, hollow=True)
+    return "triangle-up-open" if optimum.edge == "high" else "triangle-down-open"
 
 
-def _at_edge(optimum: RankOptimum) -> bool:
-    """Whether alpha* sits at an end of the alpha range tried (so the true optimum may lie beyond)."""
-    return not optimum.refined and optimum.alpha in (optimum.alpha_min, optimum.alpha_max) \
-        and optimum.alpha_min < optimum.alpha_max
+def _unlocated_text(optimum: RankOptimum) -> str:
+    """Hover text of a rank whose alpha* is not located."""
+    o = optimum
+    if o.n_alphas < 2:
+        return f"r={o.rank}: α* not located: only α={o.best_trial_alpha:.4g} tried ({o.n_trials} trials)"
+    bound = f"≥ {o.alpha_max:.4g}" if o.edge == "high" else f"≤ {o.alpha_min:.4g}"
+    return (f"r={o.rank}: α* not located: best at the {'top' if o.edge == 'high' else 'bottom'} of the range "
+            f"{o.alpha_min:.3g}..{o.alpha_max:.3g} ({o.n_alphas} alphas); α* may be {bound}")

@@ -8,6 +8,14 @@ TABLE_HEADERS = ["trial", "state", "rank", "rule", "alpha", "gamma", "lr", "prog
                  "final loss", "svd floor", "message"]
 
 
+def outcome_word(record: dict[str, Any]) -> str:
+    """How a trial stands, in one lower-case word used everywhere: ``complete``, ``running``,
+    ``pruned``, ``stopped``, ``failed``, ``diverged``, ``oom`` or ``killed``."""
+    if record.get("state") == "FAIL":
+        return record.get("status") or "failed"
+    return str(record.get("state") or "unknown").lower()
+
+
 def _fmt(value: Any, spec: str = ".4g") -> str:
     return "" if value is None else format(value, spec)
 
@@ -18,10 +26,9 @@ def trial_rows(records: list[dict[str, Any]], steps: int | None) -> list[list[st
     for rec in records:
         done = len(rec.get("curve") or []) if rec["state"] == "RUNNING" else rec.get("steps_done") or 0
         progress = f"{done}/{steps}" if steps else str(done)
-        state = rec["state"] if rec["state"] != "FAIL" else (rec.get("status") or "fail").upper()
         rows.append([str(rec.get("study", "")).rsplit("/", 1)[-1] + f"#{rec['number']}"
                      if "/" in str(rec.get("study", "")) else str(rec["number"]),
-                     state, str(rec["rank"]), rec["rule"] or "", _fmt(rec["alpha"]), _fmt(rec["gamma"]),
+                     outcome_word(rec), str(rec["rank"]), rec["rule"] or "", _fmt(rec["alpha"]), _fmt(rec["gamma"]),
                      _fmt(rec["lr"], "g"), progress, _fmt(rec["eval_loss"]), _fmt(rec["final_loss"]),
                      _fmt(rec["svd_floor"]), rec.get("error") or ""])
     return rows
@@ -34,8 +41,8 @@ def run_status(name: str | None, records: list[dict[str, Any]], *, running: bool
         return "No study yet: set up a run and press **Start**."
     counts: dict[str, int] = {}
     for rec in records:
-        counts[rec["state"]] = counts.get(rec["state"], 0) + 1
-    parts = [f"{n} {state.lower()}" for state, n in sorted(counts.items())]
+        counts[outcome_word(rec)] = counts.get(outcome_word(rec), 0) + 1
+    parts = [f"{n} {word}" for word, n in sorted(counts.items())]
     if waiting:
         parts.append(f"{waiting} queued")
     state = "running" if running else "idle"

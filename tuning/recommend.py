@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.models import TINY_LM
 from core.specs import SpecError
-from core.tasks import get_task
 from tuning.export import ExportChoice
-from tuning.fit import fit_report
+from tuning.fit import fit_report, setting_of
 
 
 def choice_from_record(record: dict[str, Any], settings: dict, *, alpha: float | None = None,
                        rank: int | None = None, note: str | None = None) -> ExportChoice:
     """The ExportChoice for a trial record (optionally at another rank and alpha)."""
+    from core.models import TINY_LM  # torch: only when a choice is made, not when the UI imports this
+    from core.tasks import get_task
+
     base = settings.get("base", {})
     synthetic = bool(base.get("task")) and get_task(base["task"]).kind == "synthetic"
     targets = record.get("target_modules") or base.get("target_modules")
@@ -29,7 +30,11 @@ def choice_from_record(record: dict[str, Any], settings: dict, *, alpha: float |
 
 def choose(records: list[dict[str, Any]], settings: dict, *, trial: int | None = None,
            rank: int | None = None) -> ExportChoice:
-    """Pick what to export: ``trial`` if given; at ``rank`` the fitted law's alpha; else the best trial."""
+    """Pick what to export: ``trial`` if given; at ``rank`` the fitted law's alpha; else the best trial.
+
+    The law and any fallback trial come from the best trial's training setting (lr, seed), never
+    from another setting's trials.
+    """
     complete = [r for r in records if r["state"] == "COMPLETE"]
     if not complete:
         raise SpecError("no completed trials in this study: run a sweep or search first")
@@ -45,15 +50,20 @@ def choose(records: list[dict[str, Any]], settings: dict, *, trial: int | None =
     rec = report["recommendation"]
     best = next(r for r in complete if r["number"] == rec["trial"] and r.get("study") == rec["study"])
     if rank is None:
-        return choice_from_record(best, settings, note=f"best trial: eval loss {best['eval_loss']:.4g}")
+        located = "" if rec["alpha_located"] else ("; alpha* not located at this rank, a better alpha may lie "
+                                                   "outside those tried")
+        return choice_from_record(best, settings, note=f"best trial: eval loss {best['eval_loss']:.4g}{located}")
     entry = report["rules"].get(best["rule"], {})
     if entry.get("predicted_alpha"):
         alpha = entry["predicted_alpha"]["alpha"]
         law = entry["law"]
         return choice_from_record(best, settings, rank=rank, alpha=alpha,
-                                  note=f"alpha from the fitted law {law['c']:.4g} * r^{law['p']:.3f}")
-    at_rank = [r for r in complete if r["rank"] == rank and r["rule"] == best["rule"]]
+                                  note=f"alpha from the fitted law {law['c']:.4g} * r^{law['p']:.3f} "
+                                       f"at {rec['setting']}")
+    at_rank = [r for r in complete if r["rank"] == rank and r["rule"] == best["rule"]
+               and setting_of(r) == setting_of(best)]
     if not at_rank:
-        raise SpecError(f"rank {rank}: no fitted law (need 2+ ranks) and no trial at that rank")
+        raise SpecError(f"rank {rank}: no fitted law (need alpha* located at 2+ ranks) and no trial at that rank "
+                        f"with {rec['setting']}")
     pick = min(at_rank, key=lambda r: r["eval_loss"])
     return choice_from_record(pick, settings, note=f"best trial at rank {rank}")

@@ -68,19 +68,26 @@ def build(ctx: UiContext, law_c) -> dict:
     return {"fit_text": fit_text, "landscape": landscape, "law": law}
 
 
-def _report(records: list[dict]) -> dict | None:
+NOT_LOCATED = ("**Not enough alphas per rank to locate alpha\\*.** A rank's alpha\\* is located when 3 or more "
+               "alphas were tried there and the best is not at an end of their range; here no rank is. "
+               "Run a search, or a sweep with more alphas, to get a fit and a recommendation.")
+
+
+def _report(records: list[dict], settings: dict | None = None) -> dict | None:
     try:
-        return fit_report(records)
+        return fit_report(records, settings=settings)
     except ValueError:
         return None
 
 
-def search_outputs(records: list[dict]) -> list:
-    """Fit summary and the two search figures."""
-    report = _report(records)
+def search_outputs(records: list[dict], settings: dict | None = None) -> list:
+    """Fit summary and the two search figures; ``settings`` maps study names to their settings."""
+    report = _report(records, settings)
     if report is None:
         return ["No finished trial to fit yet.", empty_figure("no finished trial yet"), empty_figure("no fit yet")]
-    has_law = any(entry.get("law") for entry in report["rules"].values())
+    located = any(o["located"] for group in report["groups"].values()
+                  for entry in group["rules"].values() for o in entry["optima"])
+    if not located:
+        return [NOT_LOCATED, alpha_landscape_figure(records), empty_figure("alpha* not located at any rank")]
     text = "```\n" + format_fit(report) + "\n```"
-    law_fig = alpha_law_figure(report) if has_law else empty_figure("need alpha* at 2+ ranks for a law")
-    return [text, alpha_landscape_figure(records), law_fig]
+    return [text, alpha_landscape_figure(records), alpha_law_figure(report)]

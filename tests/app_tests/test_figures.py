@@ -281,7 +281,7 @@ def test_alpha_law_figure_with_two_ranks_has_no_band_and_one_rank_no_fit():
     kinds = Counter((t.meta["kind"], t.meta["rule"]) for t in fig.data)
     assert kinds == {("optima", "standard"): 1, ("fit", "standard"): 1, ("sqrt", "standard"): 1,
                      ("optima", "rslora"): 1}
-    assert "no CI with 2 ranks" in next(t.name for t in fig.data if t.meta["kind"] == "fit")
+    assert "no CI with 2 located ranks" in next(t.name for t in fig.data if t.meta["kind"] == "fit")
 
 
 def test_alpha_law_figure_reads_a_json_round_tripped_report():
@@ -308,3 +308,91 @@ def test_every_figure_uses_the_shared_layout():
         assert fig.layout.height == HEIGHT and fig.layout.uirevision == figs[0].layout.uirevision
         assert fig.layout.template.layout.paper_bgcolor == "white"  # plotly_white
         fig.to_json()  # serialisable as Gradio will send it
+
+
+# ------------------------------------------------------------------ honest fits and series (issues 8 and 9)
+
+def test_alpha_law_figure_draws_unlocated_ranks_open_with_the_bound_direction_and_no_law():
+    records = [{"number": i, "state": "COMPLETE", "rank": r, "alpha": a, "rule": "standard", "lr": 1e-3, "seed": 0,
+                "eval_loss": loss}
+               for i, (r, a, loss) in enumerate([(4, 8.0, 0.5), (16, 1.0, 0.9), (16, 4.0, 0.5), (16, 16.0, 0.3),
+                                                 (64, 1.0, 0.2), (64, 4.0, 0.5), (64, 16.0, 0.9)])]
+    fig = alpha_law_figure(fit_report(records))
+    assert Counter(t.meta["kind"] for t in fig.data) == {"unlocated": 1}  # no filled optimum, no fit, no band
+    unlocated = fig.data[0]
+    assert list(unlocated.x) == [4, 16, 64] and list(unlocated.y) == [8.0, 16.0, 1.0]
+    assert list(unlocated.marker.symbol) == ["circle-open", "triangle-up-open", "triangle-down-open"]
+    assert unlocated.showlegend is not False and "not located" in unlocated.name
+    assert "may be ≥ 16" in unlocated.text[1] and "only α=8 tried" in unlocated.text[0]
+
+
+def test_alpha_law_figure_fits_located_ranks_only_and_says_so():
+    records = _law_records("standard", 20.0, 1.0, ranks=(4, 16, 64), noise=[0.1, -0.1, 0.05])
+    records += [{"number": 100 + i, "state": "COMPLETE", "rank": 256, "alpha": a, "rule": "standard",
+                 "eval_loss": 1.0 / a} for i, a in enumerate((1.0, 4.0))]
+    fig = alpha_law_figure(fit_report(records))
+    trace = {t.meta["kind"]: t for t in fig.data}
+    assert list(trace["optima"].x) == [4, 16, 64] and list(trace["unlocated"].x) == [256]
+    assert "located ranks only" in trace["fit"].name
+
+
+def test_alpha_law_figure_draws_each_training_setting_apart():
+    records = _law_records("rslora", 20.0, 0.5)
+    records = [{**r, "lr": 1e-3} for r in records] + [{**r, "lr": 1e-2, "number": r["number"] + 100} for r in records]
+    fig = alpha_law_figure(fit_report(records))
+    fits = [t for t in fig.data if t.meta["kind"] == "fit"]
+    assert {t.meta["setting"] for t in fits} == {"lr=0.001", "lr=0.01"}
+    assert all(t.name.startswith(t.meta["setting"] + " rslora fit") for t in fits)
+    assert fits[0].line.color != fits[1].line.color
+
+
+def _sqrt_law_records(c=8.0, ranks=(4, 16, 64, 256), alphas=(16.0,)):
+    """A standard sweep at fixed alphas plus the sqrt law alpha = c * sqrt(r), as SweepGrid.points() makes it
+    (a law point equal to a grid point is one trial); grad norm ~ gamma * r^0.5 (gamma = alpha/r)."""
+    points = {(r, a) for r in ranks for a in alphas} | {(r, c * math.sqrt(r)) for r in ranks}
+    return [_record(n, rank=r, alpha=a, curve=_curve(grad0=0.1 * a / r * math.sqrt(r)))
+            for n, (r, a) in enumerate(sorted(points))]
+
+
+def test_sqrt_law_trials_get_their_own_grad_norm_series_and_verdict():
+    records = _sqrt_law_records()
+    slopes = grad_norm_slopes(records)
+    # pooled into standard, the sqrt-law trials (flat norm) pulled the slope to -0.25
+    assert slopes["standard"] == pytest.approx(-0.5, abs=1e-9)
+    assert slopes["sqrt-law"] == pytest.approx(0.0, abs=1e-9)
+    fig = grad_norm_vs_rank_figure(records)
+    names = {t.name for t in fig.data if t.meta["kind"] == "fit"}
+    assert names == {"standard — collapsing: slope -0.50", "sqrt law (standard, α=c·√r) — rank-stabilized: slope +0.00"}
+    points = next(t for t in fig.data if t.meta["kind"] == "grad_norm_points" and t.meta["rule"] == "sqrt-law")
+    assert list(points.x) == [4, 16, 64, 256]  # r=4 at alpha 16 is both a grid point and the law's point
+
+
+def test_grid_alphas_that_happen_to_scale_like_sqrt_r_are_not_a_sqrt_law():
+    # alphas 8, 16, 32 at ranks 4, 16, 64 contain 4*sqrt(r), but every alpha was tried at every rank
+    records = [_record(n, rank=r, alpha=a, curve=_curve(grad0=0.1 * a / r * math.sqrt(r)))
+               for n, (r, a) in enumerate((r, a) for r in (4, 16, 64) for a in (8.0, 16.0, 32.0))]
+    assert set(grad_norm_slopes(records)) == {"standard"}
+    assert grad_norm_slopes(records)["standard"] == pytest.approx(-0.5, abs=1e-9)
+
+
+def test_sqrt_law_is_found_per_learning_rate():
+    records = _sqrt_law_records() + [{**r, "lr": 1e-2, "number": r["number"] + 100} for r in _sqrt_law_records()]
+    points = next(t for t in grad_norm_vs_rank_figure(records).data if t.meta["kind"] == "grad_norm_points"
+                  and t.meta["rule"] == "sqrt-law")
+    assert len(points.x) == 8
+
+
+def test_a_single_trials_grad_norm_axis_keeps_labelled_ticks():
+    # one trial's norms within a decade (1.0..1.4): decade-only ticks would leave the axis unlabelled
+    one = grad_norm_figure([_record(0, curve=_curve(grad0=1.0))])
+    assert one.layout.yaxis.type == "log" and one.layout.yaxis.dtick is None
+    wide = grad_norm_figure([_record(0, curve=_curve(grad0=1.0)), _record(1, rank=16, curve=_curve(grad0=0.01))])
+    assert wide.layout.yaxis.dtick == 1
+
+
+def test_a_stopped_trial_is_called_stopped_in_the_curves():
+    fig = loss_figure([_record(0, state="FAIL", curve=_curve(), eval_loss=None, status="stopped"),
+                       _record(1, state="FAIL", curve=_curve(), eval_loss=None, status="diverged"),
+                       _record(2, state="FAIL", curve=_curve(), eval_loss=None, status=None)])
+    assert [t.name for t in fig.data] == ["r=4 standard α=8 (stopped)", "r=4 standard α=8 (diverged)",
+                                          "r=4 standard α=8 (failed)"]

@@ -300,18 +300,21 @@ def test_cli_export_trial_exports_that_trial(tmp_path, capsys, swept):
     assert f"r={other['rank']} " in out and f"gamma={16 / math.sqrt(other['rank']):.6g}" in out
 
 
-def test_cli_export_rank_takes_alpha_from_the_fitted_law(tmp_path, capsys, swept):
+def test_cli_export_rank_without_a_located_law_takes_the_trial_at_that_rank_or_refuses(tmp_path, capsys, swept):
     url, _ = swept
     out_file = tmp_path / "lf.yaml"
-    # both ranks ran at alpha 16, so the law is alpha* = 16 * r^0 and r=16 gets alpha 16
+    # one alpha per rank locates no alpha*, so there is no law to extrapolate to r=16
+    with pytest.raises(SystemExit) as exit_info:
+        app.cli.main(["export", "--storage", url, "--study", "s", "--format", "llama-factory",
+                      "--out", str(out_file), "--rank", "16"])
+    assert exit_info.value.code == 2 and "no fitted law" in capsys.readouterr().err
     assert app.cli.main(["export", "--storage", url, "--study", "s", "--format", "llama-factory",
-                         "--out", str(out_file), "--rank", "16"]) == 0
+                         "--out", str(out_file), "--rank", "8"]) == 0
     data = yaml.safe_load(out_file.read_text())
-    assert (data["lora_rank"], data["lora_alpha"], data["use_rslora"]) == (16, 16, True)
-    assert "r=16 lora_alpha=16 rule=rslora gamma=4\n" in capsys.readouterr().out
+    assert (data["lora_rank"], data["lora_alpha"], data["use_rslora"]) == (8, 16, True)
 
 
-def test_cli_fit_json_holds_the_recommendation_and_the_law(tmp_path, capsys, swept):
+def test_cli_fit_json_holds_the_best_trial_and_no_law_from_one_alpha_per_rank(tmp_path, capsys, swept):
     url, records = swept
     best = _best(records)
     path = tmp_path / "fit.json"
@@ -322,7 +325,9 @@ def test_cli_fit_json_holds_the_recommendation_and_the_law(tmp_path, capsys, swe
         "s", best["number"], best["rank"], 16.0, "rslora")
     assert rec["gamma"] == pytest.approx(16 / math.sqrt(best["rank"]), rel=1e-12)
     assert rec["eval_loss"] == pytest.approx(best["eval_loss"], rel=1e-12)
-    law = report["rules"]["rslora"]["law"]
-    assert law["n_ranks"] == 2 and law["p"] == pytest.approx(0.0, abs=1e-9) and law["c"] == pytest.approx(16.0)
-    assert [o["rank"] for o in report["rules"]["rslora"]["optima"]] == [4, 8]
-    assert "recommended" in capsys.readouterr().out
+    assert rec["alpha_located"] is False and rec["setting"] == "lr=0.001 seed=0 steps=3 batch_size=4"
+    entry = report["groups"][rec["setting"]]["rules"]["rslora"]
+    assert entry["law"] is None and entry["law_status"] == "bound"
+    assert [(o["rank"], o["located"], o["at_edge"]) for o in entry["optima"]] == [(4, False, True), (8, False, True)]
+    out = capsys.readouterr().out
+    assert "recommended" not in out and "alpha* not located: only one alpha tried" in out
