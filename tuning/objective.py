@@ -12,8 +12,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from core.scaling import RULES
-from core.specs import SpecError, TrialSpec
-from core.trainer import TrialOutcome, run_trial
+from core.specs import ALPHA_RANGE, LR_RANGE, RANK_MAX, SEED_MAX, SpecError, TrialSpec
 from tuning.curves import CurveWriter
 
 from tuning.attrs import OUTCOME_ATTR  # noqa: F401 - re-exported
@@ -21,11 +20,11 @@ from tuning.attrs import OUTCOME_ATTR  # noqa: F401 - re-exported
 # Wide, fixed distributions: every study stores the same ones, so grids can grow and searches
 # over alpha share a study's history (Optuna refuses changed categorical choices).
 DISTRIBUTIONS = {
-    "rank": IntDistribution(1, 1 << 16, log=True),
-    "alpha": FloatDistribution(1e-4, 1e6, log=True),
+    "rank": IntDistribution(1, RANK_MAX, log=True),
+    "alpha": FloatDistribution(*ALPHA_RANGE, log=True),
     "rule": CategoricalDistribution(tuple(RULES)),
-    "lr": FloatDistribution(1e-8, 10.0, log=True),
-    "seed": IntDistribution(0, 2**31 - 1),
+    "lr": FloatDistribution(*LR_RANGE, log=True),
+    "seed": IntDistribution(0, SEED_MAX),
 }
 
 
@@ -61,6 +60,7 @@ def make_objective(
     Curves go into the storage as the trial runs; eval losses are reported as intermediate
     values, so Optuna pruners can stop the trial.
     """
+    from core.trainer import TrialOutcome, run_trial  # torch: only processes that train import it
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("host", socket.gethostname())

@@ -83,8 +83,8 @@ def export(storage: str, *extra: str) -> list[str]:
 SEARCH_CASES = {
     # id: (flags after `search --storage ... --quiet --task synthetic-style`, words in the error line)
     "alpha-max-below-min": (["--alpha-min", "10", "--alpha-max", "5"], ("--alpha-max", "--alpha-min")),
-    "alpha-min-zero": (["--alpha-min", "0"], ("--alpha-min", "positive")),
-    "alpha-min-negative": (["--alpha-min", "-1"], ("--alpha-min", "positive")),
+    "alpha-min-zero": (["--alpha-min", "0"], ("--alpha-min", "from 0.0001")),
+    "alpha-min-negative": (["--alpha-min", "-1"], ("--alpha-min", "from 0.0001")),
     "trials-per-rank-zero": (["--trials-per-rank", "0"], ("--trials-per-rank",)),
     "pruner-unknown": (["--pruner", "bogus"], ("pruner", "bogus")),
     "sampler-unknown": (["--sampler", "bogus"], ("sampler", "bogus")),

@@ -17,7 +17,7 @@ def test_demo_form_gives_a_sweep_the_cli_accepts():
 def test_each_bad_field_gets_its_own_message():
     result = sweep_form(**{**DEMO, "ranks": "0,4", "steps": 0, "batch_size": "x"})
     assert set(result.errors) == {"ranks", "steps", "batch_size"}
-    assert "rank" in result.errors["ranks"] and not result.argv
+    assert "Ranks must be a whole number between 1 and 65536" in result.errors["ranks"] and not result.argv
 
 
 def test_bad_alpha_and_missing_rules_are_reported():
@@ -42,7 +42,7 @@ def test_sqrt_law_rule_passes_its_coefficient():
 def test_search_form_checks_the_alpha_range():
     base = dict(source="synthetic-facts", model="", data=None, ranks="4,16", rule="standard", alpha_min=10,
                 alpha_max=5, trials=6, sampler="tpe", pruner="median", lr=1e-3, steps=100, batch_size=64, device="cpu")
-    assert "alpha" in search_form(**base).errors
+    assert "greater than alpha min" in search_form(**base).errors["alpha_max"]
     ok = search_form(**{**base, "alpha_max": 1000})
     assert ok.ok and build_parser().parse_args([*ok.argv, "--study", "s"]).pruner == "median"
 
