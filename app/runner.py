@@ -78,6 +78,9 @@ class Runner:
         info = RunInfo(study=study, pid=proc.pid, log=log, argv=argv)
         record = {"study": study, "pid": proc.pid, "token": token, "argv": argv,
                   "create_time": psutil.Process(proc.pid).create_time()}
+        deadline = time.monotonic() + 5.0  # for a moment after fork the child shows no environment yet
+        while not is_our_worker(record) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
         path = self._pid_file(study)
         path.write_text(json.dumps(record))
         path.chmod(0o600)  # the token is what lets Stop signal the worker

@@ -218,9 +218,10 @@ class SweepGrid:
             raise SpecError("is empty: tick a rule, or give the sqrt law's c", field="rules")
         if self.sqrt_law_c is not None:
             for rank in self.ranks:
-                problem = ALPHA_CHECK(self.sqrt_law_c * math.sqrt(rank))
-                if problem:
-                    raise SpecError(f"gives alpha = c*sqrt({rank}) that {problem}", field="sqrt_law_c")
+                alpha = self.sqrt_law_c * math.sqrt(rank)
+                if ALPHA_CHECK(alpha):
+                    raise SpecError(f"gives alpha = c*sqrt({rank}) = {alpha:g}, outside the alphas a study stores "
+                                    f"({ALPHA_RANGE[0]:g} to {ALPHA_RANGE[1]:g}): use another c", field="sqrt_law_c")
         count = self.size
         if count > MAX_GRID_POINTS:
             raise SpecError(f"the grid has {count} points (ranks x rules x alphas x lrs), more than the "
