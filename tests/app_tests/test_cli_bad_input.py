@@ -108,7 +108,7 @@ SWEEP_CASES = {
 
 @pytest.mark.parametrize("flags, word", list(SWEEP_CASES.values()), ids=list(SWEEP_CASES))
 def test_sweep_rejects_bad_flag(capsys, storage, tmp_path, flags, word):
-    line, _ = run_bad(capsys, sweep(storage, *flags))
+    line = run_bad(capsys, sweep(storage, *flags))
     assert word in line
     assert_no_study_left(storage, tmp_path)
 
@@ -116,12 +116,12 @@ def test_sweep_rejects_bad_flag(capsys, storage, tmp_path, flags, word):
 def test_sweep_rejects_data_file_of_unknown_type(capsys, storage, tmp_path):
     path = tmp_path / "data.parquet"
     path.write_text("whatever")
-    line, _ = run_bad(capsys, sweep(storage, "--data", str(path)))
+    line = run_bad(capsys, sweep(storage, "--data", str(path)))
     assert "unknown type" in line and ".jsonl" in line
 
 
 def test_sweep_rejects_missing_model_folder(capsys, storage, tmp_path, good_data):
-    line, _ = run_bad(capsys, sweep(storage, "--model", "/nonexistent/model", "--data", str(good_data)))
+    line = run_bad(capsys, sweep(storage, "--model", "/nonexistent/model", "--data", str(good_data)))
     assert "/nonexistent/model" in line and "does not exist" in line
     assert_no_study_left(storage, tmp_path)
 
@@ -129,25 +129,25 @@ def test_sweep_rejects_missing_model_folder(capsys, storage, tmp_path, good_data
 def test_sweep_rejects_model_folder_without_config(capsys, storage, tmp_path, good_data):
     folder = tmp_path / "not-a-model"
     folder.mkdir()
-    line, _ = run_bad(capsys, sweep(storage, "--model", str(folder), "--data", str(good_data)))
+    line = run_bad(capsys, sweep(storage, "--model", str(folder), "--data", str(good_data)))
     assert "config.json" in line
 
 
 def test_sweep_rejects_data_file_with_no_usable_rows(capsys, storage, tmp_path, unusable_data):
-    line, _ = run_bad(capsys, sweep(storage, "--data", str(unusable_data)))
+    line = run_bad(capsys, sweep(storage, "--data", str(unusable_data)))
     assert "no usable rows" in line and str(unusable_data) in line
     assert_no_study_left(storage, tmp_path)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is visible here")
 def test_sweep_rejects_cuda_without_a_gpu(capsys, storage, tmp_path):
-    line, _ = run_bad(capsys, sweep(storage, *SYNTH, "--device", "cuda"))
+    line = run_bad(capsys, sweep(storage, *SYNTH, "--device", "cuda"))
     assert "cuda" in line.lower()
     assert_no_study_left(storage, tmp_path)
 
 
 def test_sweep_rejects_storage_that_is_not_a_url(capsys):
-    line, _ = run_bad(capsys, ["sweep", "--storage", "notaurl", "--quiet", *SYNTH])
+    line = run_bad(capsys, ["sweep", "--storage", "notaurl", "--quiet", *SYNTH])
     assert "notaurl" in line and "storage" in line
 
 
@@ -155,7 +155,7 @@ def test_sweep_rejects_storage_that_is_not_a_url(capsys):
 
 
 def _reject(capsys, argv: list[str]) -> str:
-    line, _ = run_bad(capsys, argv)
+    line = run_bad(capsys, argv)
     return line
 
 
@@ -180,18 +180,18 @@ def test_sweep_rejects_missing_builtin_model(capsys, storage, tmp_path, good_dat
 
 @pytest.mark.parametrize("command", ["results", "worker"])
 def test_missing_study_is_rejected(capsys, storage, command):
-    line, _ = run_bad(capsys, [command, "--storage", storage, "--study", "missing"])
+    line = run_bad(capsys, [command, "--storage", storage, "--study", "missing"])
     assert "no study 'missing'" in line
 
 
 @pytest.mark.parametrize("command", ["results", "worker"])
 def test_study_is_required(capsys, storage, command):
-    line, _ = run_bad(capsys, [command, "--storage", storage])
+    line = run_bad(capsys, [command, "--storage", storage])
     assert "--study" in line
 
 
 def test_unknown_command_is_one_line(capsys):
-    line, _ = run_bad(capsys, ["train"])
+    line = run_bad(capsys, ["train"])
     assert "train" in line
 
 
@@ -200,7 +200,7 @@ def test_sweep_json_in_a_read_only_folder_is_refused_before_training(capsys, sto
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o500)
-    line, _ = run_bad(capsys, sweep(storage, *SYNTH, "--json", str(folder / "r.json")))
+    line = run_bad(capsys, sweep(storage, *SYNTH, "--json", str(folder / "r.json")))
     assert line.startswith("lorascope: error: --json: cannot write") and "not writable" in line
 
 
@@ -213,7 +213,7 @@ def test_partially_corrupt_sqlite_file_is_one_line(capsys, tmp_path):
     data[4096:8192] = b"\xff" * 4096  # clobber the second page, keep the header
     (tmp_path / "c.db").write_bytes(bytes(data))
     for argv in (["results", "--study", "x"], ["sweep", "--study", "y", "--quiet", *SYNTH]):
-        line, _ = run_bad(capsys, [argv[0], "--storage", url, *argv[1:]])
+        line = run_bad(capsys, [argv[0], "--storage", url, *argv[1:]])
         assert line == f"lorascope: error: storage {url}: database disk image is malformed"
 
 

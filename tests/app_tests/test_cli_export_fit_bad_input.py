@@ -13,23 +13,13 @@ from optuna.trial import TrialState
 
 import app.cli
 import app.commands
-from bad_input import TrainingStarted
-from bad_input import run_bad as run_bad_timed
+from bad_input import TrainingStarted, run_bad
 import tuning.search
 import tuning.sweep
 from core.specs import TrialSpec
 from tuning.storage import SETTINGS_ATTR, study_names
 
-
-def run_bad(capsys, argv, *, empty_stdout=True):
-    return run_bad_timed(capsys, argv, empty_stdout=empty_stdout)[0]
-
-
 SYNTH = ["--task", "synthetic-style"]
-
-
-
-
 
 
 @pytest.fixture(autouse=True)
@@ -209,8 +199,8 @@ def test_export_out_in_proc_is_refused_before_reading_the_study(capsys, storage,
 
 def test_search_whose_only_trial_fails_exits_0_and_keeps_the_failure(capsys, storage, monkeypatch):
     def one_failed_trial(storage_url, name, base, search, *, studies, **kwargs):
-        for study in studies:
-            study.tell(study.ask(), state=TrialState.FAIL)
+        for study in studies:  # as a trial that raised would end: recorded FAIL
+            study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
         return studies
 
     monkeypatch.setattr(app.commands, "run_search", one_failed_trial)
