@@ -131,7 +131,8 @@ class TrialSpec:
                                   help="Built-in task (see `lorascope tasks`); leave it out to train on your own data.")
     model: str | None = spec_field(None, label="Model folder",
                                    help="Local Hugging Face model folder or hub id; default: the built-in tiny LM.")
-    data: str | None = spec_field(None, label="Dataset", help="Dataset file: JSONL (text, or prompt/completion), CSV or TXT.")
+    data: str | None = spec_field(None, label="Dataset",
+                                  help="Dataset file: JSONL (text, or prompt/completion), CSV or TXT.")
     rank: int = spec_field(8, help="LoRA rank r.", label="Rank", check=RANK_CHECK)
     alpha: float = spec_field(16.0, help="LoRA alpha (lora_alpha).", label="Alpha", check=ALPHA_CHECK)
     rule: str = spec_field("standard", label="Scaling rule", check=RULE_CHECK,
@@ -150,8 +151,9 @@ class TrialSpec:
                                label="Schedule", check=_choice(SCHEDULES, "schedule"))
     eval_every: int = spec_field(50, help="Evaluate on held-out data every N steps (and at the end).",
                                  label="Evaluate every", check=_integer(1))
-    max_grad_norm: float | None = spec_field(None, label="Max gradient norm", check=_number(0, low_open=True),
-                                             help="Clip gradients to this norm (recorded grad_norm is before clipping).")
+    max_grad_norm: float | None = spec_field(
+        None, label="Max gradient norm", check=_number(0, low_open=True),
+        help="Clip gradients to this norm (recorded grad_norm is before clipping).")
     lora_dropout: float = spec_field(0.0, help="Dropout on the adapter input.", label="LoRA dropout",
                                      check=_number(0.0, 1.0, high_open=True))
     target_modules: tuple[str, ...] | None = spec_field(

@@ -49,7 +49,8 @@ def build(ctx: UiContext) -> dict:
             data = gr.File(label=f"{field_label('data')} (JSONL, CSV or TXT)",
                            file_types=[".jsonl", ".json", ".csv", ".txt"], type="filepath")
             errors = {name: gr.Markdown(elem_classes=["field-error"], visible=False) for name in ("source", "model", "data")}
-            ranks = gr.Textbox(DEMO["ranks"], label=field_label("ranks", SweepGrid), info="comma-separated, e.g. 4,16,64,256")
+            ranks = gr.Textbox(DEMO["ranks"], label=field_label("ranks", SweepGrid),
+                               info="comma-separated, e.g. 4,16,64,256")
             errors["ranks"] = gr.Markdown(elem_classes=["field-error"], visible=False)
             rules = gr.CheckboxGroup(RULE_CHOICES, value=DEMO["rules"], label=field_label("rules", SweepGrid),
                                      info="standard: alpha/r; rslora: alpha/sqrt(r); sqrt law: standard with alpha = c*sqrt(r)")

@@ -24,8 +24,8 @@ def heavy_modules(*args: str) -> tuple[int, list[str]]:
 
 
 def test_import_app_ui_leaves_torch_out():
-    done = subprocess.run([sys.executable, "-c", f"import sys, app.ui; print([m for m in {HEAVY!r} if m in sys.modules])"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    code = f"import sys, app.ui; print([m for m in {HEAVY!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
@@ -43,7 +43,8 @@ def test_commands_that_do_not_train_stay_light(tmp_path, command):
     url = f"sqlite:///{tmp_path}/s.db"
     completed_study(url)
     study = ["--storage", url, "--study", "done"]
-    args = {"--help": ["--help"], "tasks": ["tasks"], "results": ["results", *study, "--json", str(tmp_path / "r.json")],
-            "fit": ["fit", *study], "export": ["export", *study, "--format", "python", "--out", str(tmp_path / "c.py")]}
+    args = {"--help": ["--help"], "tasks": ["tasks"],
+            "results": ["results", *study, "--json", str(tmp_path / "r.json")], "fit": ["fit", *study],
+            "export": ["export", *study, "--format", "python", "--out", str(tmp_path / "c.py")]}
     rc, heavy = heavy_modules(*args[command])
     assert rc == 0 and heavy == []

@@ -101,8 +101,8 @@ def test_a_huge_grid_is_refused_under_ranks():
 
 
 @pytest.mark.parametrize("bad", [
-    {"ranks": "0"}, {"alphas": "2e6"}, {"lr": float("inf")}, {"rules": [SQRT_LAW], "law_c": -1.0}, {"steps": 0}, {"batch_size": "x"},
-    {"source": CUSTOM}, {"rules": [SQRT_LAW], "law_c": 1e7},
+    {"ranks": "0"}, {"alphas": "2e6"}, {"lr": float("inf")}, {"steps": 0}, {"batch_size": "x"}, {"source": CUSTOM},
+    {"rules": [SQRT_LAW], "law_c": -1.0}, {"rules": [SQRT_LAW], "law_c": 1e7},
 ])
 def test_ui_errors_never_name_cli_flags(bad):
     result = sweep_form(**{**DEMO, **bad})
