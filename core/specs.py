@@ -294,8 +294,11 @@ class SearchSpec:
     def alpha_grid(self) -> list[float]:
         """Log-spaced alphas for the grid sampler (one per trial), from alpha_min to alpha_high."""
         n = self.trials_per_rank
+        if n == 1:
+            return [self.alpha_min]
         low, high = math.log(self.alpha_min), math.log(self.alpha_high)
-        return [math.exp(low + (high - low) * i / (n - 1)) if n > 1 else self.alpha_min for i in range(n)]
+        inner = [math.exp(low + (high - low) * i / (n - 1)) for i in range(1, n - 1)]
+        return [self.alpha_min, *inner, self.alpha_high]  # exact ends: both lie inside the searched range
 
 
 def spec_fields(cls: type) -> dict[str, Field]:
