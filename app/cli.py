@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import sys
+
+import optuna
+import sqlalchemy.exc
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from app.cli_args import (OneLineParser, add_source_flags, add_study_flags, add_training_flags,  # noqa: E402
-                          fail, list_of)
-from core.specs import SpecError  # noqa: E402
-from tuning.storage import DEFAULT_STORAGE  # noqa: E402
+from app.cli_args import (STORAGE_ENV, OneLineParser, add_search_flags, add_source_flags,  # noqa: E402
+                          add_study_flags, add_sweep_flags, add_training_flags, fail)
+from core.specs import SpecError, field_help  # noqa: E402
+from tuning.storage import DEFAULT_STORAGE, redact_text, redact_url  # noqa: E402
+
+DATABASE_ERRORS = (sqlite3.Error, sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
 
 
 def build_parser() -> OneLineParser:
@@ -23,13 +29,7 @@ def build_parser() -> OneLineParser:
 
     sweep = sub.add_parser("sweep", help="Run a rank x rule x alpha x lr grid as an Optuna study.")
     add_source_flags(sweep)
-    sweep.add_argument("--ranks", type=list_of(int, "--ranks"), default=(4, 16, 64), help="Comma-separated ranks.")
-    sweep.add_argument("--rules", type=list_of(str, "--rules"), default=("standard", "rslora"),
-                       help="Comma-separated scaling rules: standard, rslora.")
-    sweep.add_argument("--alphas", type=list_of(float, "--alphas"), default=(16.0,), help="Comma-separated alphas.")
-    sweep.add_argument("--lrs", type=list_of(float, "--lrs"), help="Comma-separated learning rates. Default: the task's.")
-    sweep.add_argument("--sqrt-law-c", type=float,
-                       help="Also run alpha = C * sqrt(r) under standard at each rank (the LoRA-alpha law).")
+    add_sweep_flags(sweep)
     add_training_flags(sweep)
     add_study_flags(sweep, required=False)
     sweep.add_argument("--json", help="Also write the results JSON to this file.")
@@ -37,15 +37,7 @@ def build_parser() -> OneLineParser:
 
     search = sub.add_parser("search", help="Optuna search over log-alpha at each rank, with pruning.")
     add_source_flags(search)
-    search.add_argument("--ranks", type=list_of(int, "--ranks"), default=(4, 16, 64), help="Comma-separated ranks.")
-    search.add_argument("--rule", default="standard", help="Scaling rule: standard or rslora.")
-    search.add_argument("--alpha-min", type=float, default=1.0, help="Lowest alpha searched.")
-    search.add_argument("--alpha-max", type=float,
-                        help="Highest alpha searched. Default: 512 * sqrt(largest rank).")
-    search.add_argument("--trials-per-rank", type=int, default=12, help="Trials at each rank.")
-    search.add_argument("--sampler", default="tpe", help="tpe (default), gp or grid (log-spaced alphas).")
-    search.add_argument("--pruner", default="none", help="none, median or hyperband.")
-    search.add_argument("--lr", type=float, help="Learning rate, fixed for the search. Default: the task's.")
+    add_search_flags(search)
     add_training_flags(search)
     add_study_flags(search, required=False)
     search.add_argument("--json", help="Also write the fit JSON to this file.")
@@ -67,12 +59,13 @@ def build_parser() -> OneLineParser:
     ui = sub.add_parser("ui", help="Open the Gradio app.")
     ui.add_argument("--host", default="127.0.0.1", help="Address to bind; loopback unless you pass another.")
     ui.add_argument("--port", type=int, default=7860, help="Port to serve on.")
-    ui.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL.")
+    ui.add_argument("--storage", default=os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE,
+                    help=f"Optuna storage URL. Default: ${STORAGE_ENV} if set, else {DEFAULT_STORAGE}.")
     ui.add_argument("--auth", help="USER:PASS to require a login.")
     ui.add_argument("--share", action="store_true", help="Also open a public Gradio share link (needs network).")
 
     bench = sub.add_parser("bench", help="Benchmark trainer throughput and pruning savings; writes JSON.")
-    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or mps.")
+    bench.add_argument("--device", default="auto", help=field_help("device"))
     bench.add_argument("--json", required=True, help="File to write the benchmark results to.")
 
     results = sub.add_parser("results", help="Write a study's trials and curves as JSON.")
@@ -96,9 +89,20 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except SpecError as err:
         fail(str(err))
+    except DATABASE_ERRORS as err:  # a read-only or corrupt database file, a server gone away
+        storage = getattr(args, "storage", "") or ""
+        fail(f"storage {redact_url(storage)}: {redact_text(_first_line(err), storage)}")
     except KeyboardInterrupt:
         print("lorascope: interrupted", file=sys.stderr)
         return 130
+
+
+def _first_line(err: BaseException) -> str:
+    while err.__cause__ is not None:  # Optuna wraps SQLAlchemy, which wraps the driver: show the driver's words
+        err = err.__cause__
+    orig = getattr(err, "orig", None)
+    text = str(orig if orig is not None else err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def install_stop_handlers(stop: list[bool]) -> None:

@@ -1,13 +1,24 @@
-"""Argument parsing for the CLI: one-line errors with exit status 2, list and spec flags."""
+"""Argument parsing for the CLI: flags generated from the spec fields, one-line errors, exit 2."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import NoReturn
+import tempfile
+from pathlib import Path
+from typing import Any, NoReturn
 
-from core.specs import TrialSpec, field_help
+from core.specs import SearchSpec, SpecError, SweepGrid, TrialSpec, flag_of, spec_fields
 from tuning.storage import DEFAULT_STORAGE
+
+STORAGE_ENV = "LORASCOPE_STORAGE"  # --storage defaults to it: workers get a URL with no secret on argv
+SOURCE_FIELDS = ("task", "model", "data", "trust_remote_code", "target_modules")
+TRAINING_FIELDS = ("steps", "batch_size", "seed", "device", "warmup_steps", "schedule", "eval_every",
+                   "max_grad_norm", "lora_dropout", "max_length")
+SWEEP_FIELDS = ("ranks", "rules", "alphas", "lrs", "sqrt_law_c")
+SEARCH_FIELDS = ("ranks", "rule", "alpha_min", "alpha_max", "trials_per_rank", "sampler", "pruner", "lr")
+_SCALARS = {"int": int, "float": float, "str": str}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -23,10 +34,12 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def list_of(kind: type, name: str):
-    """An argparse type parsing comma-separated values of ``kind``."""
+def list_of(kind: type, name: str, *, none_word: bool = False):
+    """An argparse type parsing comma-separated values of ``kind`` (``none`` for empty if allowed)."""
 
     def parse(text: str) -> tuple:
+        if none_word and text.strip() == "none":
+            return ()
         try:
             values = tuple(kind(part) for part in text.split(",") if part.strip())
         except ValueError:
@@ -38,44 +51,95 @@ def list_of(kind: type, name: str):
     return parse
 
 
+def add_spec_flags(parser: argparse.ArgumentParser, cls: type, names: tuple[str, ...]) -> None:
+    """Add one flag per spec field: type, default and help all come from the field itself."""
+    specs = spec_fields(cls)
+    for name in names:
+        spec = specs[name]
+        meta, flag = spec.metadata, flag_of(name)
+        kind = str(spec.type).replace(" | None", "")
+        help_text = meta["help"]
+        if meta["task_default"]:
+            help_text += " Default: the task's."
+        if kind == "bool":
+            parser.add_argument(flag, action="store_true", help=help_text)
+            continue
+        if kind.startswith("tuple["):
+            parse: Any = list_of(_SCALARS[kind[6:].split(",")[0]], flag, none_word=meta["allow_none_word"])
+        else:
+            parse = _SCALARS[kind]
+        default = None if meta["task_default"] else spec.default
+        parser.add_argument(flag, type=parse, default=default, help=help_text)
+
+
 def add_source_flags(parser: argparse.ArgumentParser) -> None:
     """Flags choosing what to train: built-in task, or model folder and data file."""
-    parser.add_argument("--task", help=field_help("task"))
-    parser.add_argument("--model", help=field_help("model"))
-    parser.add_argument("--data", help=field_help("data"))
-    parser.add_argument("--trust-remote-code", action="store_true", help=field_help("trust_remote_code"))
-    parser.add_argument("--target-modules", type=list_of(str, "--target-modules"),
-                        help=field_help("target_modules") + " Comma-separated.")
+    add_spec_flags(parser, TrialSpec, SOURCE_FIELDS)
 
 
 def add_training_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags shared by every command that trains (defaults come from the task)."""
-    parser.add_argument("--steps", type=int, help=field_help("steps") + " Default: the task's.")
-    parser.add_argument("--batch-size", type=int, help=field_help("batch_size") + " Default: the task's.")
-    parser.add_argument("--seed", type=int, default=0, help=field_help("seed"))
-    parser.add_argument("--device", default="auto", help=field_help("device"))
-    parser.add_argument("--warmup-steps", type=int, default=0, help=field_help("warmup_steps"))
-    parser.add_argument("--schedule", default="constant", help=field_help("schedule"))
-    parser.add_argument("--eval-every", type=int, default=50, help=field_help("eval_every"))
-    parser.add_argument("--max-grad-norm", type=float, help=field_help("max_grad_norm"))
-    parser.add_argument("--lora-dropout", type=float, default=0.0, help=field_help("lora_dropout"))
-    parser.add_argument("--max-length", type=int, default=128, help=field_help("max_length"))
+    """Flags shared by every command that trains (steps, batch size and lr default to the task's)."""
+    add_spec_flags(parser, TrialSpec, TRAINING_FIELDS)
+
+
+def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
+    """The grid of a sweep."""
+    add_spec_flags(parser, SweepGrid, SWEEP_FIELDS)
+
+
+def add_search_flags(parser: argparse.ArgumentParser) -> None:
+    """What an alpha search explores."""
+    add_spec_flags(parser, SearchSpec, SEARCH_FIELDS)
 
 
 def add_study_flags(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    """--storage and --study."""
-    parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL (SQLite file or PostgreSQL).")
+    """--storage (default: $LORASCOPE_STORAGE, else the local SQLite file) and --study."""
+    parser.add_argument("--storage", default=os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE,
+                        help=f"Optuna storage URL (SQLite file or PostgreSQL). Default: ${STORAGE_ENV} if set, "
+                             f"else {DEFAULT_STORAGE}.")
     parser.add_argument("--study", required=required, help="Study name inside the storage.")
 
 
 def base_spec(args: argparse.Namespace, *, task_defaults) -> TrialSpec:
     """The TrialSpec shared by every trial of a command, from its flags and the task's defaults."""
-    return TrialSpec(
-        task=args.task, model=args.model, data=args.data,
-        steps=args.steps if args.steps is not None else task_defaults.steps,
-        batch_size=args.batch_size if args.batch_size is not None else task_defaults.batch_size,
-        lr=task_defaults.lr, seed=args.seed, device=args.device, warmup_steps=args.warmup_steps,
-        schedule=args.schedule, eval_every=args.eval_every, max_grad_norm=args.max_grad_norm,
-        lora_dropout=args.lora_dropout, max_length=args.max_length,
-        target_modules=args.target_modules, trust_remote_code=args.trust_remote_code,
-    )
+    given = {name: getattr(args, name) for name in SOURCE_FIELDS + TRAINING_FIELDS}
+    for name in ("steps", "batch_size"):
+        if given[name] is None:
+            given[name] = getattr(task_defaults, name)
+    return TrialSpec(lr=task_defaults.lr, **given)
+
+
+def sweep_grid(args: argparse.Namespace, *, task_defaults) -> SweepGrid:
+    """The sweep's grid from its flags (learning rates default to the task's)."""
+    return SweepGrid(ranks=args.ranks, rules=args.rules, alphas=args.alphas, lrs=args.lrs or (task_defaults.lr,),
+                     seed=args.seed, sqrt_law_c=args.sqrt_law_c)
+
+
+def search_spec(args: argparse.Namespace, *, task_defaults) -> SearchSpec:
+    """The search's spec from its flags (the learning rate defaults to the task's)."""
+    given = {name: getattr(args, name) for name in SEARCH_FIELDS}
+    if given["lr"] is None:
+        given["lr"] = task_defaults.lr
+    return SearchSpec(seed=args.seed, **given)
+
+
+def check_output(path: str | os.PathLike, flag: str, *, folder: bool = False) -> Path:
+    """Raise SpecError unless ``path`` can be written, trying it before any work starts.
+
+    ``folder``: the output is a folder (created later); else a file. Nothing is left behind.
+    """
+    path = Path(path)
+    if not folder and path.is_dir():
+        raise SpecError(f"{path} is a folder: give a file path", field=flag.lstrip("-"))
+    existing = path if folder and path.is_dir() else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SpecError(f"{path} lies inside the file {existing}: give another path", field=flag.lstrip("-"))
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise SpecError(f"cannot write {path}: {existing} is not writable ({err.strerror or err})",
+                        field=flag.lstrip("-")) from None
+    return path

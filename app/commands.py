@@ -1,4 +1,8 @@
-"""Implementations of the CLI subcommands (parsing lives in app.cli)."""
+"""Implementations of the CLI subcommands (parsing lives in app.cli).
+
+Torch is imported only by the commands that train (sweep, search, worker, bench): `tasks`,
+`results`, `fit` and `export` stay light.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,17 @@ import contextlib
 import sys
 
 from app.cli import install_stop_handlers
-from app.cli_args import base_spec
+from app.cli_args import base_spec, check_output, search_spec, sweep_grid
 from app.progress import SweepProgress, format_fit, trial_summary
-from core.devices import pick_device
-from core.specs import SpecError, TrialSpec
+from core.specs import DEVICES, SpecError, TrialSpec
 from core.tasks import TASKS, check_sources, task_defaults
 from tuning.export import FORMATS, write_export
 from tuning.fit import fit_report
 from tuning.recommend import choose
-from tuning.results import (REPORTED_STATES, check_writable, collect_records, group_records, load_group,
-                            study_results, write_json)
-from tuning.search import SearchSpec, open_search, pending_trials, run_rank_search, run_search
+from tuning.results import REPORTED_STATES, collect_records, group_records, load_group, study_results, write_json
+from tuning.search import open_search, pending_trials, run_rank_search, run_search
 from tuning.storage import load_study, open_storage, study_settings
-from tuning.sweep import SweepGrid, prepare_sweep, run_pending
+from tuning.sweep import prepare_sweep, run_pending
 from tuning.worker import open_study_for_worker, pending_count
 
 DEFAULT_SWEEP_STUDY = "sweep"
@@ -37,13 +39,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """Run (or resume) a grid sweep and print one line per trial."""
     defaults = task_defaults(args.task)
     base = base_spec(args, task_defaults=defaults)
-    grid = SweepGrid(ranks=args.ranks, rules=args.rules, alphas=args.alphas,
-                     lrs=args.lrs or (defaults.lr,), seed=args.seed, sqrt_law_c=args.sqrt_law_c)
-    for note in check_sources(base):
-        print(f"note: {note}", file=sys.stderr)
-    pick_device(base.device)
-    if args.json:
-        check_writable(args.json)
+    grid = sweep_grid(args, task_defaults=defaults)
+    _check_before_training(base, args.json)
     study = prepare_sweep(args.storage, args.study or DEFAULT_SWEEP_STUDY, base, grid)
     _run_study(study, base, quiet=args.quiet)
     if args.json:
@@ -56,14 +53,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     """Run (or continue) an alpha search per rank, then print the fit."""
     defaults = task_defaults(args.task)
     base = base_spec(args, task_defaults=defaults)
-    search = SearchSpec(ranks=args.ranks, rule=args.rule, alpha_min=args.alpha_min, alpha_max=args.alpha_max,
-                        trials_per_rank=args.trials_per_rank, sampler=args.sampler, pruner=args.pruner,
-                        lr=args.lr if args.lr is not None else defaults.lr, seed=args.seed)
-    for note in check_sources(base):
-        print(f"note: {note}", file=sys.stderr)
-    pick_device(base.device)
-    if args.json:
-        check_writable(args.json)
+    search = search_spec(args, task_defaults=defaults)
+    _check_before_training(base, args.json)
     name = args.study or DEFAULT_SEARCH_STUDY
     studies = open_search(args.storage, name, base, search)
     pending = pending_trials(studies, search)
@@ -72,22 +63,27 @@ def cmd_search(args: argparse.Namespace) -> int:
     with _progress(pending * base.steps, quiet=args.quiet) as (progress, stop):
         run_search(args.storage, name, base, search, studies=studies, on_record=progress.on_record,
                    on_trial_end=progress.on_trial_end, stop_requested=lambda: stop[0])
-    return _print_fit(args.storage, name, target_rank=None, json_path=args.json)
+    try:  # failed trials are recorded results, not bad input: the search itself succeeded
+        return _print_fit(args.storage, name, target_rank=None, json_path=args.json)
+    except SpecError as err:
+        print(f"lorascope: no fit yet: {err}", file=sys.stderr)
+        return 0
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     """Fit the alpha law to a study's trials and print (or write) it."""
     if args.rank is not None and args.rank < 1:
-        raise SpecError(f"--rank must be a positive integer, got {args.rank}")
+        raise SpecError(f"must be a positive integer, got {args.rank}", field="rank")
     return _print_fit(args.storage, args.study, target_rank=args.rank, json_path=args.json)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write the chosen config in one format."""
     if args.format not in FORMATS:
-        raise SpecError(f"unknown format {args.format!r}: use one of {', '.join(FORMATS)}")
+        raise SpecError(f"unknown format {args.format!r}: use one of {', '.join(FORMATS)}", field="format")
     if args.rank is not None and args.rank < 1:
-        raise SpecError(f"--rank must be a positive integer, got {args.rank}")
+        raise SpecError(f"must be a positive integer, got {args.rank}", field="rank")
+    check_output(args.out, "--out", folder=args.format == "peft")
     records, settings = collect_records(args.storage, args.study)
     choice = choose(records, settings, trial=args.trial, rank=args.rank)
     path, written = write_export(choice, args.format, args.out, force=args.force)
@@ -100,7 +96,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _print_fit(storage: str, name: str, *, target_rank: int | None, json_path: str | None) -> int:
     if json_path:
-        check_writable(json_path)
+        check_output(json_path, "--json")
     studies = load_group(storage, name)
     records, _ = group_records(studies)
     try:
@@ -120,14 +116,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     base = TrialSpec.from_dict(study_settings(study)["base"])
     if args.device:
         base = base.with_params(device=args.device)
-    pick_device(base.device)
+    _pick_device(base.device)
     _run_study(study, base, quiet=args.quiet)
     return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
     """Serve the Gradio app until interrupted."""
-    from app.ui import launch
+    from app.ui import check_bind, launch
 
     auth = None
     if args.auth:
@@ -135,8 +131,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         if not sep or not user or not password:
             raise SpecError("--auth must be USER:PASS with both parts non-empty")
         auth = (user, password)
-    if not 0 < args.port < 65536:
-        raise SpecError(f"--port must be between 1 and 65535, got {args.port}")
+    check_bind(args.host, args.port)
     open_storage(args.storage)
     launch(host=args.host, port=args.port, storage_url=args.storage, auth=auth, share=args.share)
     return 0
@@ -144,9 +139,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run the benchmark and write its JSON."""
+    if args.device not in DEVICES:
+        raise SpecError(f"unknown device {args.device!r}: use one of {', '.join(DEVICES)}", field="device")
+    check_output(args.json, "--json")
+    _pick_device(args.device)
     from app.bench import run_bench
 
-    pick_device(args.device)
     result = run_bench(args.device)
     write_json(result, args.json)
     for row in result["throughput"]:
@@ -164,11 +162,27 @@ def cmd_results(args: argparse.Namespace) -> int:
     """Write a study's results JSON, or print a table of its trials."""
     study = load_study(args.storage, args.study)
     if args.json:
+        check_output(args.json, "--json")
         write_json(study_results(study), args.json)
         return 0
     for trial in sorted(study.get_trials(deepcopy=False, states=REPORTED_STATES), key=lambda t: t.number):
         print(trial_summary(trial))
     return 0
+
+
+def _check_before_training(base: TrialSpec, json_path: str | None) -> None:
+    """Sources, device and output file, all checked before a study is created or a trial runs."""
+    for note in check_sources(base):
+        print(f"note: {note}", file=sys.stderr)
+    _pick_device(base.device)
+    if json_path:
+        check_output(json_path, "--json")
+
+
+def _pick_device(name: str) -> None:
+    from core.devices import pick_device  # torch: only the commands that train pay for it
+
+    pick_device(name)
 
 
 def _run_study(study, base: TrialSpec, *, quiet: bool) -> None:

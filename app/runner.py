@@ -2,14 +2,19 @@
 
 Training never runs in the UI's process. Each run is a `lorascope sweep|search` child in its own
 process group, writing to a log file (never a pipe, which would block the run once nobody reads
-it), with its pid kept in a file so a restarted app can still stop it. Stop signals the whole
-group, so children of the worker stop too.
+it). The storage URL reaches the child through its environment, never its command line (which
+anyone on the machine can read). A run file records the child's pid, its start time and a random
+token also put in the child's environment, so a restarted app can still stop it and Stop never
+signals a process that is not that very worker (a recycled pid, an edited file). Stop signals the
+whole group, so children of the worker stop too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,16 +22,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from optuna.trial import TrialState
 
-from tuning.attrs import OUTCOME_ATTR
+from app.cli_args import STORAGE_ENV
 from core.specs import SpecError
+from tuning.attrs import OUTCOME_ATTR
 from tuning.results import load_group
 from tuning.search import split_rank_study_name
 from tuning.storage import study_names
-from tuning.sweep import fail_dead_local_trials, process_alive
+from tuning.sweep import fail_dead_local_trials
 
 STOP_GRACE_SECONDS = 15.0  # time a worker gets to end its trial cleanly before SIGKILL
+TOKEN_ENV = "LORASCOPE_RUN_TOKEN"  # proves a process is the worker this runner started
 
 
 @dataclass
@@ -59,28 +67,45 @@ class Runner:
         if self.is_running(study):
             raise RuntimeError(f"study {study!r} is already running: stop it first or pick another name")
         log = self.log_path(study)
-        command = [sys.executable, "-m", "app.cli", *argv, "--storage", self.storage_url, "--study", study, "--quiet"]
+        token = secrets.token_hex(16)
+        command = [sys.executable, "-m", "app.cli", *argv, "--study", study, "--quiet"]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", STORAGE_ENV: self.storage_url, TOKEN_ENV: token}
         with log.open("ab") as out:
             out.write(f"\n$ lorascope {' '.join(argv)}\n".encode())
             out.flush()
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                    start_new_session=True, env=env)
         info = RunInfo(study=study, pid=proc.pid, log=log, argv=argv)
-        self._pid_file(study).write_text(json.dumps({"pid": proc.pid, "argv": argv}))
+        record = {"study": study, "pid": proc.pid, "token": token, "argv": argv,
+                  "create_time": psutil.Process(proc.pid).create_time()}
+        deadline = time.monotonic() + 5.0  # for a moment after fork the child shows no environment yet
+        while not is_our_worker(record) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        path = self._pid_file(study)
+        path.write_text(json.dumps(record))
+        path.chmod(0o600)  # the token is what lets Stop signal the worker
         self._children = getattr(self, "_children", {})
         self._children[proc.pid] = proc  # reaped in is_running, so no zombie lingers
         return info
 
-    def pid(self, study: str) -> int | None:
-        """The pid of the study's worker if it is alive."""
+    def _record(self, study: str) -> dict | None:
         path = self._pid_file(study)
-        if not path.exists():
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
             return None
-        pid = json.loads(path.read_text())["pid"]
+        return record if isinstance(record, dict) and record.get("study") == study else None
+
+    def pid(self, study: str) -> int | None:
+        """The pid of the study's worker if it is alive and provably the one started for ``study``."""
+        record = self._record(study)
+        if record is None:
+            return None
+        pid = record.get("pid")
         child = getattr(self, "_children", {}).get(pid)
         if child is not None and child.poll() is not None:
             return None
-        return pid if process_alive(pid) else None
+        return pid if is_our_worker(record) else None
 
     def is_running(self, study: str) -> bool:
         """True while the study's worker process is alive."""
@@ -88,10 +113,8 @@ class Runner:
 
     def exit_message(self, study: str) -> str | None:
         """The last line of a worker that exited with an error, else None."""
-        path = self._pid_file(study)
-        child = None
-        if path.exists():
-            child = getattr(self, "_children", {}).get(json.loads(path.read_text())["pid"])
+        record = self._record(study)
+        child = getattr(self, "_children", {}).get(record["pid"]) if record else None
         if child is None or child.poll() in (None, 0):
             return None
         lines = [line for line in self.log_path(study).read_text(errors="replace").splitlines() if line.strip()]
@@ -137,9 +160,21 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
 
 
+def is_our_worker(record: dict) -> bool:
+    """True when the process in ``record`` runs, started when recorded, and carries its token."""
+    try:
+        process = psutil.Process(record["pid"])
+        if process.status() == psutil.STATUS_ZOMBIE or abs(process.create_time() - record["create_time"]) > 0.01:
+            return False
+        return process.environ().get(TOKEN_ENV) == record["token"]
+    except (psutil.Error, KeyError, TypeError):
+        return False
+
+
 def safe_name(name: str) -> str:
-    """A study name made safe as a file name."""
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    """A file name for study ``name``: readable, and unique because it ends in a hash of the exact name."""
+    readable = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:60]
+    return f"{readable}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
 
 
 def list_runs(storage_url: str) -> list[str]:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import sys
 
-import gradio as gr
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the app makes no outbound connection
 
-from app.runner import Runner, list_runs
-from app.state import read_study
-from app.tabs import compare_tab, export_tab, run_tab, search_tab, studies_tab
-from app.tabs.context import UiContext
-from core.specs import SpecError
-from tuning.results import study_results
-from tuning.storage import DEFAULT_STORAGE, load_study, redact_url
+import gradio as gr  # noqa: E402
+
+from app.runner import Runner, list_runs  # noqa: E402
+from app.state import read_study  # noqa: E402
+from app.tabs import compare_tab, export_tab, run_tab, search_tab, studies_tab  # noqa: E402
+from app.tabs.context import UiContext  # noqa: E402
+from core.specs import SpecError  # noqa: E402
+from tuning.results import study_results  # noqa: E402
+from tuning.storage import DEFAULT_STORAGE, load_study, redact_url  # noqa: E402
 
 REFRESH_SECONDS = 2.0
 CSS = ".field-error p { color: #b42318; margin: 0; font-size: 0.9em; }"
@@ -26,7 +29,7 @@ INTRO = ("# lorascope\nShort LoRA fine-tunes over ranks, alphas and scaling rule
 def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs") -> gr.Blocks:
     """Build the Blocks app over one storage."""
     ctx = UiContext(storage_url=storage_url, runner=Runner(storage_url, run_dir))
-    with gr.Blocks(title="lorascope") as app:
+    with gr.Blocks(title="lorascope", analytics_enabled=False) as app:
         gr.Markdown(INTRO)
         runs = list_runs(storage_url)
         ctx.study = gr.Dropdown(runs, value=runs[0] if runs else None, label="Study", allow_custom_value=True,
@@ -90,6 +93,24 @@ def bind_warning(host: str, auth: tuple[str, str] | None) -> str | None:
         return None
     return (f"lorascope: warning: serving on {host} without --auth: anyone who can reach this machine can "
             f"start runs. Pass --auth USER:PASS.")
+
+
+def check_bind(host: str, port: int) -> None:
+    """Raise SpecError unless the server could listen on ``host``:``port`` (checked before serving)."""
+    if not 0 < port < 65536:
+        raise SpecError(f"must be between 1 and 65535, got {port}", field="port")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as err:
+        raise SpecError(f"cannot use {host!r}: {getattr(err, 'strerror', None) or err}", field="host") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds, TIME_WAIT is fine
+        try:
+            sock.bind(address)
+        except OSError as err:
+            raise SpecError(f"cannot listen on {host}:{port}: {err.strerror or err} (pick another --port)",
+                            field="port") from None
 
 
 def launch(*, host: str = "127.0.0.1", port: int = 7860, storage_url: str = DEFAULT_STORAGE,

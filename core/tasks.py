@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from core.builtin_text import fact_examples, style_examples
 from core.data import Example, load_examples, split_examples
+from core.spectra import SPECTRA
 from core.specs import SpecError, TrialSpec
-from core.synthetic import SPECTRA, SyntheticWorkload
-from core.text_task import TextWorkload
-from core.workload import Workload
+
+if TYPE_CHECKING:  # torch only where training happens: `lorascope tasks` and the UI stay light
+    import torch
+
+    from core.workload import Workload
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ def get_task(name: str) -> TaskInfo:
 
 def build_workload(spec: TrialSpec, device: torch.device) -> Workload:
     """Make the spec's task, model and data ready for training on ``device``."""
+    from core.synthetic import SyntheticWorkload
+    from core.text_task import TextWorkload
+
     _check_task_sources(spec)
     if spec.task:
         if get_task(spec.task).kind == "synthetic":

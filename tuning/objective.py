@@ -12,19 +12,18 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial
 
 from core.scaling import RULES
-from core.specs import SpecError, TrialSpec
-from core.trainer import TrialOutcome, run_trial
+from core.specs import ALPHA_RANGE, LR_RANGE, RANK_MAX, SEED_MAX, SpecError, TrialSpec
 from tuning.curves import CurveWriter
 from tuning.queue import finish_trial, heartbeat, report_lost
 
 # Wide, fixed distributions: every study stores the same ones, so grids can grow and searches
 # over alpha share a study's history (Optuna refuses changed categorical choices).
 DISTRIBUTIONS = {
-    "rank": IntDistribution(1, 1 << 16, log=True),
-    "alpha": FloatDistribution(1e-4, 1e6, log=True),
+    "rank": IntDistribution(1, RANK_MAX, log=True),
+    "alpha": FloatDistribution(*ALPHA_RANGE, log=True),
     "rule": CategoricalDistribution(tuple(RULES)),
-    "lr": FloatDistribution(1e-8, 10.0, log=True),
-    "seed": IntDistribution(0, 2**31 - 1),
+    "lr": FloatDistribution(*LR_RANGE, log=True),
+    "seed": IntDistribution(0, SEED_MAX),
 }
 
 
@@ -59,6 +58,8 @@ def train_trial(
     Eval losses are reported as intermediate values; the pruner is asked only when ``prune``.
     Returns None when another process failed the trial meanwhile (its writes are refused).
     """
+    from core.trainer import TrialOutcome, run_trial  # torch: only processes that train import it
+
     lost = False
 
     def on_step(record: dict[str, Any]) -> None:

@@ -8,74 +8,20 @@ sampler and pruner are stored with each study, so a worker joining it uses the s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
-import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from core.scaling import check_rank, get_rule
-from core.specs import SpecError, TrialSpec
+from core.specs import PRUNERS, SAMPLERS, SearchSpec, TrialSpec  # noqa: F401 - re-exported
 from tuning.attrs import FIXED_ATTR, OUTCOME_ATTR
 from tuning.objective import RecordHook, TrialEndHook, run_claimed
 from tuning.queue import (FINAL_OUTCOMES, claim_waiting, create_trials_below, fail_dead_local_trials,
                           fail_stale_trials, study_lock)
 from tuning.settings import build_pruner, build_sampler, save_or_check_settings
 from tuning.storage import open_storage, study_names, study_settings
-
-SAMPLERS = ("tpe", "gp", "grid")
-PRUNERS = ("none", "median", "hyperband")
-
-
-@dataclass(frozen=True)
-class SearchSpec:
-    """What an alpha search explores."""
-
-    ranks: tuple[int, ...]
-    rule: str = "standard"
-    alpha_min: float = 1.0
-    alpha_max: float | None = None  # None: 512 * sqrt(max rank), past the paper's 256 * sqrt(r)
-    trials_per_rank: int = 12
-    sampler: str = "tpe"
-    pruner: str = "none"
-    lr: float = 1e-3
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.ranks:
-            raise SpecError("--ranks is empty: give at least one rank")
-        try:
-            for rank in self.ranks:
-                check_rank(rank)
-            get_rule(self.rule)
-        except ValueError as err:
-            raise SpecError(str(err)) from None
-        if not (math.isfinite(self.alpha_min) and self.alpha_min > 0):
-            raise SpecError(f"--alpha-min must be a positive number, got {self.alpha_min}")
-        if self.alpha_max is not None and not math.isfinite(self.alpha_max):
-            raise SpecError(f"--alpha-max must be a finite number, got {self.alpha_max}")
-        if self.alpha_max is not None and not self.alpha_max > self.alpha_min:
-            raise SpecError(f"--alpha-max ({self.alpha_max}) must be greater than --alpha-min ({self.alpha_min})")
-        if self.trials_per_rank < 1:
-            raise SpecError(f"--trials-per-rank must be a positive integer, got {self.trials_per_rank}")
-        if self.sampler not in SAMPLERS:
-            raise SpecError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
-        if self.pruner not in PRUNERS:
-            raise SpecError(f"unknown pruner {self.pruner!r}: use one of {', '.join(PRUNERS)}")
-        if not self.lr > 0:
-            raise SpecError(f"--lr must be a positive number, got {self.lr}")
-
-    @property
-    def alpha_high(self) -> float:
-        """The top of the searched alpha range."""
-        return self.alpha_max if self.alpha_max is not None else 512.0 * math.sqrt(max(self.ranks))
-
-    def alpha_grid(self) -> list[float]:
-        """Log-spaced alphas for the grid sampler (one per trial)."""
-        return [float(a) for a in np.geomspace(self.alpha_min, self.alpha_high, self.trials_per_rank)]
 
 
 def rank_study_name(name: str, rank: int) -> str:

@@ -8,68 +8,19 @@ died, and runs the rest. A sweep never prunes: every grid point runs to its last
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from core.scaling import AlphaLaw, check_alpha, check_rank, get_rule
-from core.specs import SpecError, TrialSpec
+from core.specs import SweepGrid, TrialSpec  # noqa: F401 - SweepGrid re-exported
 from tuning.objective import RecordHook, TrialEndHook, run_claimed
 from tuning.queue import claim_waiting, enqueue_missing, fail_dead_local_trials, fail_stale_trials, study_lock
 from tuning.queue import process_alive  # noqa: F401 - re-exported for app.runner
 from tuning.settings import GRID_PARAMS, build_pruner, save_or_check_settings
 from tuning.storage import open_storage
-
-
-@dataclass(frozen=True)
-class SweepGrid:
-    """The axes of a sweep; every combination is one trial."""
-
-    ranks: tuple[int, ...]
-    rules: tuple[str, ...]
-    alphas: tuple[float, ...]
-    lrs: tuple[float, ...]
-    seed: int = 0
-    sqrt_law_c: float | None = None  # also run alpha = c * sqrt(r) under standard at every rank and lr
-
-    def __post_init__(self) -> None:
-        for name in ("ranks", "rules", "alphas", "lrs"):
-            if not getattr(self, name):
-                raise SpecError(f"--{name} is empty: give at least one value")
-        try:
-            for rank in self.ranks:
-                check_rank(rank)
-            for alpha in self.alphas:
-                check_alpha(alpha)
-            for rule in self.rules:
-                get_rule(rule)
-        except ValueError as err:
-            raise SpecError(str(err)) from None
-        for lr in self.lrs:
-            if not lr > 0:
-                raise SpecError(f"learning rate must be a positive number, got {lr}")
-        if self.sqrt_law_c is not None:
-            try:
-                AlphaLaw(c=self.sqrt_law_c)
-            except ValueError as err:
-                raise SpecError(f"--sqrt-law-c: {err}") from None
-
-    def points(self) -> list[dict[str, Any]]:
-        """Every grid point as trial params, in rule, rank, alpha, lr order."""
-        points = [
-            {"rank": r, "alpha": float(a), "rule": rule, "lr": float(lr), "seed": self.seed}
-            for rule, r, a, lr in itertools.product(self.rules, self.ranks, self.alphas, self.lrs)
-        ]
-        if self.sqrt_law_c is not None:
-            law = AlphaLaw(c=self.sqrt_law_c, p=0.5)
-            points += [{"rank": r, "alpha": law.alpha(r), "rule": "standard", "lr": float(lr), "seed": self.seed}
-                       for r, lr in itertools.product(self.ranks, self.lrs)]
-        unique = {_key(p): p for p in points}  # the law can coincide with a grid point
-        return list(unique.values())
 
 
 def prepare_sweep(storage_url: str, study_name: str, base: TrialSpec, grid: SweepGrid) -> optuna.Study:

@@ -9,15 +9,23 @@ from pathlib import Path
 import gradio as gr
 
 from app.figures import empty_figure, grad_norm_figure, loss_figure
-from app.forms import RULE_CHOICES, SOURCES, sweep_form
+from app.forms import CUSTOM, RULE_CHOICES, SOURCES, sweep_form
 from app.runner import list_runs
 from app.tabs.context import UiContext
 from app.views import TABLE_HEADERS, run_status, trial_rows
-from core.specs import field_help
+from core.specs import DEVICES, SweepGrid, field_default, field_help, field_label
+from core.tasks import TASKS, task_defaults
 
-DEMO = {"source": "synthetic-facts", "ranks": "4,16,64,256", "rules": ["standard", "rslora"], "alphas": "16",
-        "lr": 1e-3, "steps": 300, "batch_size": 64, "law_c": 16.0}
-FIELDS = ["source", "model", "data", "ranks", "rules", "law_c", "alphas", "lr", "steps", "batch_size"]
+DEMO_TASK = "synthetic-facts"
+DEMO = {"source": DEMO_TASK, "ranks": "4,16,64,256", "rules": ["standard", "rslora"], "law_c": 16.0,
+        "alphas": ",".join(f"{a:g}" for a in field_default("alphas", SweepGrid))}
+FIELDS = ["source", "model", "data", "ranks", "rules", "law_c", "alphas", "lr", "steps", "batch_size", "device"]
+
+
+def source_defaults(source: str) -> tuple[float, int, int]:
+    """(lr, steps, batch size) that suit a source: the task's, or the custom-data defaults."""
+    defaults = task_defaults(source if source in TASKS else None)
+    return defaults.lr, defaults.steps, defaults.batch_size
 
 
 def stable_upload(path: str | None, run_dir: Path) -> str | None:
@@ -35,29 +43,33 @@ def build(ctx: UiContext) -> dict:
     """Lay out the Run tab and wire its buttons; returns the components other parts update."""
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
-            source = gr.Dropdown(SOURCES, value=DEMO["source"], label="Task or your own model + data",
-                                 info=field_help("task"))
-            model = gr.Textbox(label="Model folder (your model + data)", placeholder="default: built-in tiny LM",
+            source = gr.Dropdown(SOURCES, value=DEMO["source"], label=field_label("task"), info=field_help("task"))
+            model = gr.Textbox(label=f"{field_label('model')} ({CUSTOM})", placeholder="default: built-in tiny LM",
                                info=field_help("model"))
-            data = gr.File(label="Dataset (JSONL, CSV or TXT)", file_types=[".jsonl", ".json", ".csv", ".txt"],
-                           type="filepath")
+            data = gr.File(label=f"{field_label('data')} (JSONL, CSV or TXT)",
+                           file_types=[".jsonl", ".json", ".csv", ".txt"], type="filepath")
             errors = {name: gr.Markdown(elem_classes=["field-error"], visible=False) for name in ("source", "model", "data")}
-            ranks = gr.Textbox(DEMO["ranks"], label="Ranks", info="comma-separated, e.g. 4,16,64,256")
+            ranks = gr.Textbox(DEMO["ranks"], label=field_label("ranks", SweepGrid),
+                               info="comma-separated, e.g. 4,16,64,256")
             errors["ranks"] = gr.Markdown(elem_classes=["field-error"], visible=False)
-            rules = gr.CheckboxGroup(RULE_CHOICES, value=DEMO["rules"], label="Scaling rules",
+            rules = gr.CheckboxGroup(RULE_CHOICES, value=DEMO["rules"], label=field_label("rules", SweepGrid),
                                      info="standard: alpha/r; rslora: alpha/sqrt(r); sqrt law: standard with alpha = c*sqrt(r)")
             errors["rules"] = gr.Markdown(elem_classes=["field-error"], visible=False)
-            law_c = gr.Number(DEMO["law_c"], label="c of the sqrt law (take it from a fit on the Search tab)")
+            law_c = gr.Number(DEMO["law_c"], label=f"{field_label('sqrt_law_c', SweepGrid)} (take it from a fit on "
+                              "the Search tab)")
             errors["law_c"] = gr.Markdown(elem_classes=["field-error"], visible=False)
-            alphas = gr.Textbox(DEMO["alphas"], label="Alphas", info="comma-separated")
+            alphas = gr.Textbox(DEMO["alphas"], label=field_label("alphas", SweepGrid), info="comma-separated")
             errors["alphas"] = gr.Markdown(elem_classes=["field-error"], visible=False)
-            with gr.Row():
-                lr = gr.Number(DEMO["lr"], label="Learning rate")
-                steps = gr.Number(DEMO["steps"], label="Steps", precision=0)
-                batch_size = gr.Number(DEMO["batch_size"], label="Batch size", precision=0)
+            demo_lr, demo_steps, demo_batch = source_defaults(DEMO_TASK)
+            with gr.Row():  # no precision=0: Gradio would round 2.5 steps to 2 instead of refusing it
+                lr = gr.Number(demo_lr, label=field_label("lr"))
+                steps = gr.Number(demo_steps, label=field_label("steps"), step=1)
+                batch_size = gr.Number(demo_batch, label=field_label("batch_size"), step=1)
             for name in ("lr", "steps", "batch_size"):
                 errors[name] = gr.Markdown(elem_classes=["field-error"], visible=False)
-            device = gr.Dropdown(["auto", "cpu", "cuda", "mps"], value="auto", label="Device")
+            device = gr.Dropdown(list(DEVICES), value=field_default("device"), label=field_label("device"),
+                                 info=field_help("device"))
+            errors["device"] = gr.Markdown(elem_classes=["field-error"], visible=False)
             study_name = gr.Textbox(label="Study name", placeholder="new name, or an existing one to resume",
                                     elem_id="study-name")
             with gr.Row():
@@ -102,6 +114,7 @@ def build(ctx: UiContext) -> dict:
         return ctx.runner.stop(name)
 
     stop.click(stop_run, [ctx.study], [status], api_name="stop_run")
+    source.change(source_defaults, [source], [lr, steps, batch_size], api_visibility="private")
     return {"law_c": law_c, "status": status, "loss_plot": loss_plot, "grad_plot": grad_plot, "table": table,
             "source": {"source": source, "model": model, "data": data, "device": device, "steps": steps,
                        "batch_size": batch_size, "lr": lr}}

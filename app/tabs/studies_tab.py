@@ -7,6 +7,7 @@ import gradio as gr
 from app.runner import list_runs
 from app.tabs.context import UiContext
 from tuning.results import collect_records
+from tuning.storage import redact_url
 
 HEADERS = ["study", "kind", "trials", "complete", "running", "failed", "worker"]
 
@@ -25,7 +26,7 @@ def study_rows(ctx: UiContext) -> list[list]:
 
 def build(ctx: UiContext) -> dict:
     """Lay out the Studies tab."""
-    gr.Markdown(f"Storage: `{ctx.storage_url}`. Select a row to open that study in every tab.")
+    gr.Markdown(f"Storage: `{redact_url(ctx.storage_url)}`. Select a row to open that study in every tab.")
     table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, elem_id="studies-table")
     refresh = gr.Button("Refresh")
 

@@ -13,23 +13,13 @@ from optuna.trial import TrialState
 
 import app.cli
 import app.commands
-from bad_input import TrainingStarted
-from bad_input import run_bad as run_bad_timed
+from bad_input import TrainingStarted, run_bad
 import tuning.search
 import tuning.sweep
 from core.specs import TrialSpec
 from tuning.storage import SETTINGS_ATTR, study_names
 
-
-def run_bad(capsys, argv, *, empty_stdout=True):
-    return run_bad_timed(capsys, argv, empty_stdout=empty_stdout)[0]
-
-
 SYNTH = ["--task", "synthetic-style"]
-
-
-
-
 
 
 @pytest.fixture(autouse=True)
@@ -83,14 +73,18 @@ def export(storage: str, *extra: str) -> list[str]:
 SEARCH_CASES = {
     # id: (flags after `search --storage ... --quiet --task synthetic-style`, words in the error line)
     "alpha-max-below-min": (["--alpha-min", "10", "--alpha-max", "5"], ("--alpha-max", "--alpha-min")),
-    "alpha-min-zero": (["--alpha-min", "0"], ("--alpha-min", "positive")),
-    "alpha-min-negative": (["--alpha-min", "-1"], ("--alpha-min", "positive")),
+    "alpha-min-zero": (["--alpha-min", "0"], ("--alpha-min", "from 0.0001")),
+    "alpha-min-negative": (["--alpha-min", "-1"], ("--alpha-min", "from 0.0001")),
     "trials-per-rank-zero": (["--trials-per-rank", "0"], ("--trials-per-rank",)),
     "pruner-unknown": (["--pruner", "bogus"], ("pruner", "bogus")),
     "sampler-unknown": (["--sampler", "bogus"], ("sampler", "bogus")),
     "rule-unknown": (["--rule", "bogus"], ("rule", "bogus")),
     "rank-zero": (["--ranks", "0"], ("rank",)),
     "alpha-max-nan": (["--alpha-max", "nan"], ("--alpha-max",)),
+    "lr-inf": (["--lr", "inf"], ("--lr:",)),
+    "seed-huge": (["--seed", str(2**70)], ("--seed",)),
+    "alpha-min-above-default-max": (["--alpha-min", "5000"], ("--alpha-min", "4096")),
+    "json-in-proc": (["--json", "/proc/lorascope-test/fit.json"], ("--json",)),
 }
 
 
@@ -193,3 +187,63 @@ def test_export_on_a_study_with_no_completed_trials(capsys, storage, tmp_path):
                             "--out", str(tmp_path / "a")])
     assert "no completed trials" in line
     assert not (tmp_path / "a").exists()
+
+
+def test_export_out_in_proc_is_refused_before_reading_the_study(capsys, storage, tmp_path):
+    completed_study(storage)
+    line = run_bad(capsys, export(storage, "--format", "python", "--out", "/proc/lorascope-test/cfg.py"))
+    assert line.startswith("lorascope: error: --out: cannot write")
+
+
+# --- a search whose only trial fails is a result, not bad input ---------------------------------
+
+def test_search_whose_only_trial_fails_exits_0_and_keeps_the_failure(capsys, storage, monkeypatch):
+    def one_failed_trial(storage_url, name, base, search, *, studies, **kwargs):
+        for study in studies:  # as a trial that raised would end: recorded FAIL
+            study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+        return studies
+
+    monkeypatch.setattr(app.commands, "run_search", one_failed_trial)
+    argv = ["search", "--storage", storage, "--quiet", *SYNTH, "--study", "s", "--ranks", "4", "--trials-per-rank", "1"]
+    assert app.cli.main(argv) == 0
+    assert "no completed trials" in capsys.readouterr().err
+    assert [t.state for t in optuna.load_study(study_name="s/r4", storage=storage).trials] == [TrialState.FAIL]
+
+
+# --- bench and ui: checked before any work --------------------------------------------------------
+
+@pytest.fixture
+def no_bench_or_server(monkeypatch):
+    import app.bench
+    import app.ui
+
+    def tripwire(*args, **kwargs):
+        raise TrainingStarted("the benchmark or the server started: the bad input was not rejected up front")
+
+    monkeypatch.setattr(app.bench, "run_bench", tripwire)
+    monkeypatch.setattr(app.ui, "launch", tripwire)
+
+
+def test_bench_json_folder_is_refused_before_the_benchmark(capsys, tmp_path, no_bench_or_server):
+    line = run_bad(capsys, ["bench", "--json", str(tmp_path)])
+    assert line == f"lorascope: error: --json: {tmp_path} is a folder: give a file path"
+
+
+def test_bench_unknown_device_is_refused(capsys, tmp_path, no_bench_or_server):
+    line = run_bad(capsys, ["bench", "--device", "foo", "--json", str(tmp_path / "b.json")])
+    assert "--device" in line and "'foo'" in line
+
+
+def test_ui_bad_host_is_refused_before_serving(capsys, storage, no_bench_or_server):
+    line = run_bad(capsys, ["ui", "--host", "999.999.999.999", "--storage", storage])
+    assert line.startswith("lorascope: error: --host: cannot use '999.999.999.999'")
+
+
+def test_ui_port_in_use_is_refused_before_serving(capsys, storage, no_bench_or_server):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        line = run_bad(capsys, ["ui", "--port", str(busy.getsockname()[1]), "--storage", storage])
+    assert line.startswith("lorascope: error: --port: cannot listen on 127.0.0.1:")

@@ -1,9 +1,13 @@
 """Worker processes for the UI: logs to files, stop reaches the whole process group."""
 
+import json
 import os
+import subprocess
 import time
+from pathlib import Path
 
 import optuna
+import psutil
 import pytest
 
 from app.runner import Runner, list_runs
@@ -69,3 +73,48 @@ def _trials(url, name):
         return optuna.load_study(study_name=name, storage=url).trials
     except KeyError:
         return []
+
+
+def test_storage_password_never_reaches_argv_log_or_errors(tmp_path):
+    url = "postgresql://lora:s3cr3t-pw@127.0.0.1:1/studies"  # nothing listens: the worker fails to connect
+    runner = Runner(url, tmp_path / "runs")
+    info = runner.start(["sweep", "--task", "synthetic-style", "--ranks", "4", "--device", "cpu"], "secret")
+    cmdline = Path(f"/proc/{info.pid}/cmdline").read_bytes().decode()  # readable by anyone on the machine
+    assert "app.cli" in cmdline and "s3cr3t-pw" not in cmdline and "postgresql" not in cmdline
+    assert _wait(lambda: not runner.is_running("secret"))
+    log = info.log.read_text()
+    assert "s3cr3t-pw" not in log and "lora:***@127.0.0.1" in log  # the worker got the URL, from its environment
+    message = runner.exit_message("secret")
+    assert message and "s3cr3t-pw" not in message and "storage" in message
+
+
+def test_names_that_sanitise_alike_get_their_own_files(tmp_path):
+    runner = Runner(f"sqlite:///{tmp_path}/s.db", tmp_path / "runs")
+    assert len({runner.log_path(name) for name in ("col x", "col_x", "col/x", "col?x")}) == 4
+
+
+def test_stop_on_a_lookalike_name_leaves_the_other_worker_running(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    runner = Runner(url, tmp_path / "runs")
+    runner.start(SWEEP, "col x")
+    assert _wait(lambda: runner.is_running("col x"))
+    assert not runner.is_running("col_x")
+    runner.stop("col_x", grace=1.0)
+    assert runner.is_running("col x")
+    runner.stop("col x")
+    assert not runner.is_running("col x")
+
+
+def test_stop_never_signals_a_process_it_did_not_start(tmp_path):
+    runner = Runner(f"sqlite:///{tmp_path}/s.db", tmp_path / "runs")
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        record = {"study": "fake", "pid": bystander.pid, "argv": [], "token": "forged",
+                  "create_time": psutil.Process(bystander.pid).create_time()}
+        runner._pid_file("fake").write_text(json.dumps(record))  # a stale or forged run file
+        assert not runner.is_running("fake")
+        runner.stop("fake", grace=1.0)
+        assert bystander.poll() is None, "Stop sent a signal to a process lorascope did not start"
+    finally:
+        bystander.kill()
+        bystander.wait()

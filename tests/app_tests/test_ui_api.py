@@ -7,7 +7,9 @@ import time
 import pytest
 from gradio_client import Client
 
-from app.ui import bind_warning, build_app, is_loopback
+import app.ui
+from app.ui import bind_warning, build_app, check_bind, is_loopback
+from core.specs import SpecError
 
 
 def _free_port():
@@ -55,7 +57,7 @@ def test_invalid_fields_are_reported_and_nothing_starts(client):
                                              32, "cpu", "never", api_name="/start_sweep")
     assert "Fix the fields" in status
     shown = [e["value"] for e in errors if e["visible"]]  # the boxes under the bad fields, and only those
-    assert len(shown) == 2 and "rank" in shown[0] and "steps" in shown[1]
+    assert len(shown) == 2 and "Ranks must" in shown[0] and "Steps must" in shown[1]
     assert client.predict("never", api_name="/results")["trials"] == []
 
 
@@ -73,3 +75,24 @@ def test_loopback_binding_needs_no_warning_and_public_binding_does():
     assert bind_warning("127.0.0.1", None) is None
     assert "--auth" in bind_warning("0.0.0.0", None)
     assert bind_warning("0.0.0.0", ("user", "secret")) is None
+
+
+def test_public_config_holds_no_password_and_no_analytics(monkeypatch, tmp_path):
+    monkeypatch.setattr(app.ui, "list_runs", lambda url: [])  # no server behind the URL: build the page only
+    blocks = build_app("postgresql://lora:s3cr3t-pw@db.example:5432/studies", run_dir=str(tmp_path / "runs"))
+    config = json.dumps(blocks.get_config_file())
+    assert "s3cr3t-pw" not in config and "lora:***@db.example" in config
+    assert blocks.get_config_file()["analytics_enabled"] is False
+
+
+def test_bad_host_and_busy_port_are_refused_before_serving():
+    with pytest.raises(SpecError) as bad_host:
+        check_bind("999.999.999.999", 7860)
+    assert bad_host.value.field == "host" and "999.999.999.999" in str(bad_host.value)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(SpecError) as in_use:
+            check_bind("127.0.0.1", busy.getsockname()[1])
+    assert in_use.value.field == "port" and str(in_use.value).startswith("--port: cannot listen")
+    check_bind("127.0.0.1", _free_port())
