@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from app.decimate import decimate
+
 from app.figure_style import (
     COLLAPSING_BELOW,
     HEIGHT,
@@ -38,12 +40,15 @@ from app.figure_style import (
     rule_order,
     series,
     symbol,
-    thin,
     trace_label,
     trial_meta,
     two,
 )
+from tuning.curves import Curve
 from tuning.fit import RankOptimum, confidence_band
+
+FIGURE_POINTS = 40_000  # per curve figure, shared by its traces: keeps a 1000-trial refresh near 1 MB
+MIN_TRACE_POINTS = 24
 
 __all__ = [
     "HEIGHT", "SVD_FLOOR_NAME", "alpha_landscape_figure", "alpha_law_figure", "empty_figure", "grad_norm_figure",
@@ -322,12 +327,14 @@ def _curve_figure(records: list[Record], field: str, title: str, ytitle: str, *,
     ranks = [rec.get("rank") for rec in records]
     several_lrs = len({rec.get("lr") for rec in with_curves}) > 1
     several_studies = len({rec.get("study") for rec in with_curves}) > 1
+    budget = trace_budget(len(with_curves), max_points)
     traces = []
     def order(r: Record) -> tuple:
         return (r.get("rank") or 0, rule_order(r.get("rule")), num(r.get("alpha")) or 0.0,
                 str(r.get("study")), r.get("number") or 0)
 
     for rec in sorted(with_curves, key=order):
+        curve = rec["curve"] if isinstance(rec["curve"], Curve) else Curve.from_records(rec["curve"])
         color = rank_color(rec.get("rank"), ranks)
         name = trace_label(rec, lr=several_lrs)
         state = rec.get("state")
@@ -335,28 +342,56 @@ def _curve_figure(records: list[Record], field: str, title: str, ytitle: str, *,
             name += " (pruned)" if state == "PRUNED" else " (failed)"
         group = f"{rec.get('study')}:{rec.get('number')}" if several_studies else str(rec.get("number"))
         hover = f"trial {rec.get('number')}<br>step %{{x}}<br>{ytitle} %{{y:.4g}}<extra>{name}</extra>"
-        xs, ys = thin(*series(rec["curve"], field, positive=log_y), max_points)
-        traces.append(go.Scatter(
-            x=xs, y=ys, mode="lines", name=name, legendgroup=group, hovertemplate=hover,
-            line={"color": color, "dash": dash(rec.get("rule")), "width": 1.5},
-            opacity=0.45 if state in ("PRUNED", "FAIL") else 1.0, meta=trial_meta(rec, field)))
+        xs, ys = _plot_series(curve, field, budget, positive=log_y)
+        # unvalidated dicts: validating thousands of traces per refresh costs more than reading the study
+        traces.append({"type": "scattergl", "x": xs, "y": ys, "mode": "lines", "name": name, "legendgroup": group,
+                       "hovertemplate": hover, "opacity": 0.45 if state in ("PRUNED", "FAIL") else 1.0,
+                       "line": {"color": color, "dash": dash(rec.get("rule")), "width": 1.5},
+                       "meta": trial_meta(rec, field)})
         if field == "loss":
-            ex, ey = series(rec["curve"], "eval_loss")
+            ex, ey = _plot_series(curve, "eval_loss", budget, positive=False)
             points = [(x, y) for x, y in zip(ex, ey) if y is not None]
             if points:
-                traces.append(go.Scatter(
-                    x=[x for x, _ in points], y=[y for _, y in points], mode="markers", name=f"{name} eval",
-                    legendgroup=group, showlegend=False,
-                    hovertemplate=(f"trial {rec.get('number')}<br>step %{{x}}<br>eval loss %{{y:.4g}}"
-                                   f"<extra>{name}</extra>"),
-                    marker={"color": color, "symbol": symbol(rec.get("rule")), "size": 7,
-                            "line": {"width": 1, "color": "white"}},
-                    meta=trial_meta(rec, "eval")))
-    fig = go.Figure(data=traces, layout=layout(title))
+                traces.append({
+                    "type": "scattergl", "x": [x for x, _ in points], "y": [y for _, y in points], "mode": "markers",
+                    "name": f"{name} eval", "legendgroup": group, "showlegend": False,
+                    "hovertemplate": (f"trial {rec.get('number')}<br>step %{{x}}<br>eval loss %{{y:.4g}}"
+                                      f"<extra>{name}</extra>"),
+                    "marker": {"color": color, "symbol": symbol(rec.get("rule")), "size": 7,
+                               "line": {"width": 1, "color": "white"}},
+                    "meta": trial_meta(rec, "eval")})
+    fig = go.Figure(data=traces, layout=layout(title), _validate=False)
     fig.update_xaxes(title_text="step")
     # decades only on log axes: the 2..9 minor labels collide in a small plot
     fig.update_yaxes(title_text=ytitle, type="log" if log_y else "linear", **({"dtick": 1} if log_y else {}))
     return fig
+
+
+def trace_budget(traces: int, max_points: int = MAX_POINTS) -> int:
+    """Points per curve trace: FIGURE_POINTS shared by the traces, within [MIN_TRACE_POINTS, max_points]."""
+    return max(min(MIN_TRACE_POINTS, max_points), min(max_points, FIGURE_POINTS // max(traces, 1)))
+
+
+def _plot_series(curve: Curve, field: str, budget: int, *, positive: bool) -> tuple[list, list]:
+    """Steps and values of ``field`` decimated to ``budget`` points, None for gaps, 7 significant digits.
+
+    Memoised on the curve: a finished trial's curve is the same object on every refresh.
+    """
+    key = (field, budget, positive)
+    memo = curve.memo
+    if key not in memo:
+        steps, values = curve.column(field)
+        if positive:
+            values = np.where(values > 0, values, np.nan)
+        values = np.where(np.isfinite(values), values, np.nan)
+        if field == "eval_loss":  # a few points: keep every one
+            keep = ~np.isnan(values)
+            xs, ys = steps[keep], values[keep]
+        else:
+            xs, ys = decimate(steps, values, budget)
+        memo[key] = ([int(x) if float(x).is_integer() else float(x) for x in xs.tolist()],
+                     [None if y != y else float(f"{y:.7g}") for y in ys.tolist()])
+    return memo[key]
 
 
 def _grad_norm_points(records: list[Record], which: str) -> dict[str, list[tuple[int, float, Record]]]:

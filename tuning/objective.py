@@ -80,7 +80,7 @@ def make_objective(
         def should_stop() -> str | None:
             return "stopped" if stop_requested() else "pruned" if pruned else None
 
-        writer = CurveWriter(trial.set_user_attr)
+        writer = CurveWriter.for_trial(trial)
         try:
             spec = base.with_params(**params)
             outcome = run_trial(spec, on_step, should_stop)
