@@ -9,6 +9,8 @@ live refresh keeps the user's zoom.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from collections import defaultdict
 from typing import Any
@@ -328,6 +330,7 @@ def _curve_figure(records: list[Record], field: str, title: str, ytitle: str, *,
     several_lrs = len({rec.get("lr") for rec in with_curves}) > 1
     several_studies = len({rec.get("study") for rec in with_curves}) > 1
     budget = trace_budget(len(with_curves), max_points)
+    colors = {rank: rank_color(rank, ranks) for rank in set(ranks)}
     traces = []
     def order(r: Record) -> tuple:
         return (r.get("rank") or 0, rule_order(r.get("rule")), num(r.get("alpha")) or 0.0,
@@ -335,7 +338,7 @@ def _curve_figure(records: list[Record], field: str, title: str, ytitle: str, *,
 
     for rec in sorted(with_curves, key=order):
         curve = rec["curve"] if isinstance(rec["curve"], Curve) else Curve.from_records(rec["curve"])
-        color = rank_color(rec.get("rank"), ranks)
+        color = colors[rec.get("rank")]
         name = trace_label(rec, lr=several_lrs)
         state = rec.get("state")
         if state in ("PRUNED", "FAIL"):
@@ -350,17 +353,16 @@ def _curve_figure(records: list[Record], field: str, title: str, ytitle: str, *,
                        "meta": trial_meta(rec, field)})
         if field == "loss":
             ex, ey = _plot_series(curve, "eval_loss", budget, positive=False)
-            points = [(x, y) for x, y in zip(ex, ey) if y is not None]
-            if points:
+            if len(ex):
                 traces.append({
-                    "type": "scattergl", "x": [x for x, _ in points], "y": [y for _, y in points], "mode": "markers",
+                    "type": "scattergl", "x": ex, "y": ey, "mode": "markers",
                     "name": f"{name} eval", "legendgroup": group, "showlegend": False,
                     "hovertemplate": (f"trial {rec.get('number')}<br>step %{{x}}<br>eval loss %{{y:.4g}}"
                                       f"<extra>{name}</extra>"),
                     "marker": {"color": color, "symbol": symbol(rec.get("rule")), "size": 7,
                                "line": {"width": 1, "color": "white"}},
                     "meta": trial_meta(rec, "eval")})
-    fig = go.Figure(data=traces, layout=layout(title), _validate=False)
+    fig = go.Figure(data=traces, layout=copy.deepcopy(_layout_json(title)), _validate=False)
     fig.update_xaxes(title_text="step")
     # decades only on log axes: the 2..9 minor labels collide in a small plot
     fig.update_yaxes(title_text=ytitle, type="log" if log_y else "linear", **({"dtick": 1} if log_y else {}))
@@ -372,26 +374,30 @@ def trace_budget(traces: int, max_points: int = MAX_POINTS) -> int:
     return max(min(MIN_TRACE_POINTS, max_points), min(max_points, FIGURE_POINTS // max(traces, 1)))
 
 
-def _plot_series(curve: Curve, field: str, budget: int, *, positive: bool) -> tuple[list, list]:
-    """Steps and values of ``field`` decimated to ``budget`` points, None for gaps, 7 significant digits.
+def _plot_series(curve: Curve, field: str, budget: int, *, positive: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Steps (int32) and values (float32, NaN for gaps) of ``field``, decimated to ``budget`` points.
 
+    Arrays, not lists: Plotly copies them whole and ships them as compact base64 typed arrays.
     Memoised on the curve: a finished trial's curve is the same object on every refresh.
     """
     key = (field, budget, positive)
     memo = curve.memo
     if key not in memo:
         steps, values = curve.column(field)
-        if positive:
-            values = np.where(values > 0, values, np.nan)
-        values = np.where(np.isfinite(values), values, np.nan)
+        values = np.where(np.isfinite(values) & ((values > 0) if positive else True), values, np.nan)
         if field == "eval_loss":  # a few points: keep every one
             keep = ~np.isnan(values)
             xs, ys = steps[keep], values[keep]
         else:
             xs, ys = decimate(steps, values, budget)
-        memo[key] = ([int(x) if float(x).is_integer() else float(x) for x in xs.tolist()],
-                     [None if y != y else float(f"{y:.7g}") for y in ys.tolist()])
+        memo[key] = (xs.astype(np.int32), ys.astype(np.float32))
     return memo[key]
+
+
+@functools.lru_cache(maxsize=8)
+def _layout_json(title: str) -> dict:
+    # building the template-laden layout costs more than a refresh's traces; build it once per title
+    return layout(title).to_plotly_json()
 
 
 def _grad_norm_points(records: list[Record], which: str) -> dict[str, list[tuple[int, float, Record]]]:

@@ -93,7 +93,7 @@ def _open_rdb(url: str) -> RDBStorage:
 
 def study_names(url: str) -> list[str]:
     """Names of the studies in the storage at ``url``, oldest first."""
-    return [s.study_name for s in optuna.get_all_study_summaries(open_storage(url), include_best_trial=False)]
+    return [s.study_name for s in open_storage(url).get_all_studies()]  # summaries would read every trial
 
 
 def load_study(url: str, name: str) -> optuna.Study:
