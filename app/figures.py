@@ -49,7 +49,7 @@ from app.figure_style import (
 from tuning.curves import Curve
 from tuning.fit import RankOptimum, confidence_band
 
-FIGURE_POINTS = 40_000  # per curve figure, shared by its traces: keeps a 1000-trial refresh near 1 MB
+FIGURE_POINTS = 30_000  # per curve figure, shared by its traces: a 1000-trial Run tab ships under 2 MB
 MIN_TRACE_POINTS = 24
 
 __all__ = [
@@ -65,12 +65,31 @@ __all__ = [
 
 def loss_figure(records: list[Record], *, max_points: int = MAX_POINTS) -> go.Figure:
     """Training loss vs step, one line per trial, with its eval-loss points."""
-    return _curve_figure(records, "loss", "Training loss", "loss", log_y=False, max_points=max_points)
+    return _as_figure(curve_spec(records, "loss", max_points=max_points))
 
 
 def grad_norm_figure(records: list[Record], *, max_points: int = MAX_POINTS) -> go.Figure:
     """Adapter gradient norm vs step (log y), one line per trial."""
-    return _curve_figure(records, "grad_norm", "Gradient norm", "grad norm", log_y=True, max_points=max_points)
+    return _as_figure(curve_spec(records, "grad_norm", max_points=max_points))
+
+
+CURVE_FIELDS = {"loss": ("Training loss", "loss", False), "grad_norm": ("Gradient norm", "grad norm", True)}
+
+
+def curve_spec(records: list[Record], field: str, *, max_points: int = MAX_POINTS) -> dict | None:
+    """The loss (``field="loss"``) or grad-norm figure as a plain Plotly dict; None when no trial has a curve.
+
+    Arrays stay numpy (int16/int32 steps, float32 values with NaN gaps); :mod:`app.plot_payload`
+    ships the dict without building Plotly objects, which for thousands of traces cost seconds.
+    """
+    title, ytitle, log_y = CURVE_FIELDS[field]
+    return _curve_spec(records, field, title, ytitle, log_y=log_y, max_points=max_points)
+
+
+def _as_figure(spec: dict | None) -> go.Figure:
+    if spec is None:
+        return empty_figure("No training curves yet: waiting for the first steps")
+    return go.Figure(spec, _validate=False)
 
 
 def rank_comparison_figure(records: list[Record]) -> go.Figure:
@@ -321,16 +340,16 @@ def _better(rec: Record, than: Record) -> bool:
 
 
 
-def _curve_figure(records: list[Record], field: str, title: str, ytitle: str, *, log_y: bool,
-                  max_points: int) -> go.Figure:
+def _curve_spec(records: list[Record], field: str, title: str, ytitle: str, *, log_y: bool,
+                max_points: int) -> dict | None:
     with_curves = [rec for rec in records if rec.get("curve")]
     if not with_curves:
-        return empty_figure("No training curves yet: waiting for the first steps")
+        return None
     ranks = [rec.get("rank") for rec in records]
     several_lrs = len({rec.get("lr") for rec in with_curves}) > 1
     several_studies = len({rec.get("study") for rec in with_curves}) > 1
     budget = trace_budget(len(with_curves), max_points)
-    colors = {rank: rank_color(rank, ranks) for rank in set(ranks)}
+    colors = _rank_colors(tuple(sorted({r for r in ranks if r is not None})))
     traces = []
     def order(r: Record) -> tuple:
         return (r.get("rank") or 0, rule_order(r.get("rule")), num(r.get("alpha")) or 0.0,
@@ -344,29 +363,29 @@ def _curve_figure(records: list[Record], field: str, title: str, ytitle: str, *,
         if state in ("PRUNED", "FAIL"):
             name += " (pruned)" if state == "PRUNED" else " (failed)"
         group = f"{rec.get('study')}:{rec.get('number')}" if several_studies else str(rec.get("number"))
-        hover = f"trial {rec.get('number')}<br>step %{{x}}<br>{ytitle} %{{y:.4g}}<extra>{name}</extra>"
+        hover = f"trial {rec.get('number')}<br>step %{{x}}<br>{ytitle} %{{y:.4g}}"  # the name shows beside it
         xs, ys = _plot_series(curve, field, budget, positive=log_y)
-        # unvalidated dicts: validating thousands of traces per refresh costs more than reading the study
         traces.append({"type": "scattergl", "x": xs, "y": ys, "mode": "lines", "name": name, "legendgroup": group,
-                       "hovertemplate": hover, "opacity": 0.45 if state in ("PRUNED", "FAIL") else 1.0,
-                       "line": {"color": color, "dash": dash(rec.get("rule")), "width": 1.5},
+                       "hovertemplate": hover, "line": {"color": color, "dash": dash(rec.get("rule")), "width": 1.5},
                        "meta": trial_meta(rec, field)})
+        if state in ("PRUNED", "FAIL"):
+            traces[-1]["opacity"] = 0.45
         if field == "loss":
             ex, ey = _plot_series(curve, "eval_loss", budget, positive=False)
             if len(ex):
                 traces.append({
                     "type": "scattergl", "x": ex, "y": ey, "mode": "markers",
                     "name": f"{name} eval", "legendgroup": group, "showlegend": False,
-                    "hovertemplate": (f"trial {rec.get('number')}<br>step %{{x}}<br>eval loss %{{y:.4g}}"
-                                      f"<extra>{name}</extra>"),
+                    "hovertemplate": f"trial {rec.get('number')}<br>step %{{x}}<br>eval loss %{{y:.4g}}",
                     "marker": {"color": color, "symbol": symbol(rec.get("rule")), "size": 7,
                                "line": {"width": 1, "color": "white"}},
                     "meta": trial_meta(rec, "eval")})
-    fig = go.Figure(data=traces, layout=copy.deepcopy(_layout_json(title)), _validate=False)
-    fig.update_xaxes(title_text="step")
+    spec_layout = copy.deepcopy(_layout_json(title))
+    spec_layout["xaxis"] = {**spec_layout.get("xaxis", {}), "title": {"text": "step"}}
     # decades only on log axes: the 2..9 minor labels collide in a small plot
-    fig.update_yaxes(title_text=ytitle, type="log" if log_y else "linear", **({"dtick": 1} if log_y else {}))
-    return fig
+    spec_layout["yaxis"] = {**spec_layout.get("yaxis", {}), "title": {"text": ytitle},
+                            "type": "log" if log_y else "linear", **({"dtick": 1} if log_y else {})}
+    return {"data": traces, "layout": spec_layout}
 
 
 def trace_budget(traces: int, max_points: int = MAX_POINTS) -> int:
@@ -375,7 +394,7 @@ def trace_budget(traces: int, max_points: int = MAX_POINTS) -> int:
 
 
 def _plot_series(curve: Curve, field: str, budget: int, *, positive: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Steps (int32) and values (float32, NaN for gaps) of ``field``, decimated to ``budget`` points.
+    """Steps (int16 or int32) and values (float32, NaN for gaps) of ``field``, decimated to ``budget`` points.
 
     Arrays, not lists: Plotly copies them whole and ships them as compact base64 typed arrays.
     Memoised on the curve: a finished trial's curve is the same object on every refresh.
@@ -390,8 +409,14 @@ def _plot_series(curve: Curve, field: str, budget: int, *, positive: bool) -> tu
             xs, ys = steps[keep], values[keep]
         else:
             xs, ys = decimate(steps, values, budget)
-        memo[key] = (xs.astype(np.int32), ys.astype(np.float32))
+        memo[key] = (xs.astype(np.int16 if len(xs) and xs.max() < 2**15 else np.int32), ys.astype(np.float32))
     return memo[key]
+
+
+@functools.lru_cache(maxsize=64)
+def _rank_colors(ranks: tuple[int, ...]) -> dict[int | None, str]:
+    # sampling a colour scale costs milliseconds; a refresh asks for the same ranks again
+    return {None: rank_color(None, ranks), **{rank: rank_color(rank, ranks) for rank in ranks}}
 
 
 @functools.lru_cache(maxsize=8)

@@ -11,6 +11,7 @@ which is also still read for studies written that way.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
@@ -107,21 +108,17 @@ class Curve(Sequence):
         """The records as plain dicts."""
         return list(self)
 
-    def __add__(self, other: Curve) -> Curve:
-        if not other._n:
-            return self
-        if not self._n:
-            return other
-        keys = list(dict.fromkeys([*self._values, *other._values]))
-        values, present = {}, {}
-        for key in keys:
-            parts = [(c._values.get(key, np.full(c._n, np.nan)), c._present.get(key, np.zeros(c._n, dtype=bool)))
-                     for c in (self, other)]
-            values[key] = np.concatenate([v for v, _ in parts])
-            present[key] = np.concatenate([p for _, p in parts])
-        ints = {k for k in keys if (k in self._ints or k not in self._values) and
-                (k in other._ints or k not in other._values)}
-        return Curve(values, present, ints)
+    @classmethod
+    def concat(cls, parts: Sequence[Curve]) -> Curve:
+        """One curve of ``parts`` in order (a column missing from a part is missing from its records)."""
+        parts = [c for c in parts if c._n]
+        if len(parts) <= 1:
+            return parts[0] if parts else EMPTY
+        keys = list(dict.fromkeys(k for c in parts for k in c._values))
+        values = {k: np.concatenate([c._values.get(k, np.full(c._n, np.nan)) for c in parts]) for k in keys}
+        present = {k: np.concatenate([c._present.get(k, np.zeros(c._n, dtype=bool)) for c in parts]) for k in keys}
+        ints = {k for k in keys if all(k in c._ints or k not in c._values for c in parts)}
+        return cls(values, present, ints)
 
     __hash__ = None
 
@@ -226,10 +223,12 @@ def read_curves(storage: BaseStorage, trials: Sequence[FrozenTrial]) -> dict[int
             seen = _seen.get(key)
             if seen is None:
                 seen = _seen[key] = _Seen(EMPTY, 0, False)
-                if t._trial_id not in new and any(k.startswith(CHUNK_PREFIX) for k in t.user_attrs):
-                    seen.curve = read_curve(t)  # written before the chunk table existed
-            for row in sorted(new.get(t._trial_id, []), key=lambda r: r.seq):
-                seen.curve, seen.seq = seen.curve + _decode(row.columns, row.data), row.seq + 1
+            chunks = sorted(new.get(t._trial_id, []), key=lambda r: r.seq)
+            if chunks:
+                seen.curve = Curve.concat([seen.curve, *[_decode(row.columns, row.data) for row in chunks]])
+                seen.seq = chunks[-1].seq + 1
+            elif seen.seq == 0 and any(k.startswith(CHUNK_PREFIX) for k in t.user_attrs):
+                seen.curve = read_curve(t)  # written in user attrs, as before the chunk table existed
             # the objective flushes before the trial's state is set, so a finished trial has all its rows
             seen.finished = t.state.is_finished()
             out[t._trial_id] = seen.curve
@@ -255,13 +254,15 @@ def forget_cache() -> None:
 
 def _fetch(engine: sa.Engine, fresh: list[int], live: list[tuple[int, int]]) -> list:
     c = _chunks.c
-    conditions = [c.trial_id.in_(fresh[i:i + 500]) for i in range(0, len(fresh), 500)]
-    for i in range(0, len(live), _OR_BATCH):
-        conditions.append(sa.or_(*[(c.trial_id == tid) & (c.seq >= seq) for tid, seq in live[i:i + _OR_BATCH]]))
+    columns = (c.trial_id, c.seq, c.columns, c.data)
     rows = []
     with engine.connect() as conn:
-        for condition in conditions:
-            rows += conn.execute(sa.select(c.trial_id, c.seq, c.columns, c.data).where(condition)).all()
+        for i in range(0, len(fresh), 500):  # an expanding IN compiles once, whatever the ids
+            rows += conn.execute(sa.select(*columns).where(c.trial_id.in_(sa.bindparam("ids", expanding=True))),
+                                 {"ids": fresh[i:i + 500]}).all()
+        for i in range(0, len(live), _OR_BATCH):
+            condition = sa.or_(*[(c.trial_id == tid) & (c.seq >= seq) for tid, seq in live[i:i + _OR_BATCH]])
+            rows += conn.execute(sa.select(*columns).where(condition)).all()
     return rows
 
 
@@ -285,16 +286,19 @@ def _encode(curve: Curve) -> tuple[str, bytes]:
 
 
 def _decode(columns: str, data: bytes) -> Curve:
-    names = json.loads(columns)
+    keys, ints = _columns(columns)
     raw = zlib.decompress(data)
-    k = len(names)
+    k = len(keys)
     n = len(raw) // (9 * k)
-    values = np.frombuffer(raw, dtype="<f8", count=n * k).reshape(n, k)
-    present = np.frombuffer(raw, dtype=np.uint8, offset=8 * n * k).reshape(n, k).astype(bool)
-    keys = [name.rsplit(":", 1)[0] for name in names]
-    return Curve({key: values[:, j].copy() for j, key in enumerate(keys)},
-                 {key: present[:, j].copy() for j, key in enumerate(keys)},
-                 {key for key, name in zip(keys, names) if name.endswith(":i")})
+    values = np.frombuffer(raw, dtype="<f8", count=n * k).reshape(n, k).T  # (k, n): one row per column
+    present = np.frombuffer(raw, dtype=np.uint8, offset=8 * n * k).reshape(n, k).T.astype(bool)
+    return Curve(dict(zip(keys, values)), dict(zip(keys, present)), ints)
+
+
+@functools.lru_cache(maxsize=256)
+def _columns(columns: str) -> tuple[list[str], frozenset[str]]:
+    names = json.loads(columns)
+    return [name.rsplit(":", 1)[0] for name in names], frozenset(n.rsplit(":", 1)[0] for n in names if n.endswith(":i"))
 
 
 def _as_number(value: Any) -> int | float | None:

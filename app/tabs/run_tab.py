@@ -8,8 +8,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from app.figures import empty_figure, grad_norm_figure, loss_figure
+from app.figures import curve_spec, empty_figure
 from app.forms import RULE_CHOICES, SOURCES, sweep_form
+from app.plot_payload import PlotJSON
 from app.runner import list_runs
 from app.tabs.context import UiContext
 from app.views import TABLE_HEADERS, run_status, trial_rows
@@ -121,4 +122,5 @@ def live_outputs(view, ctx: UiContext, *, figures: bool = True) -> list:
     if not any(r.get("curve") for r in view.records):
         return [status, empty_figure("waiting for the first steps..."), empty_figure("waiting for the first steps..."),
                 rows]
-    return [status, loss_figure(view.records), grad_norm_figure(view.records), rows]
+    # plain dicts, not go.Figure: building Plotly objects for a 1000-trial study costs seconds per refresh
+    return [status, PlotJSON(curve_spec(view.records, "loss")), PlotJSON(curve_spec(view.records, "grad_norm")), rows]
