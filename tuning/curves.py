@@ -88,7 +88,10 @@ class Curve(Sequence):
                 for k, v in self._values.items() if self._present[k][index]}
 
     def __iter__(self) -> Iterator[Record]:
-        return (self[i] for i in range(self._n))
+        columns = [(k, (np.where(p, v, 0).astype(np.int64) if k in self._ints else v).tolist(), p.tolist())
+                   for k, v, p in ((k, v, self._present[k]) for k, v in self._values.items())]
+        for i in range(self._n):
+            yield {k: values[i] for k, values, present in columns if present[i]}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and list(self) == list(other)
