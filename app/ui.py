@@ -85,9 +85,11 @@ def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs") -> gr.B
                           ("export", export_item), ("studies", studies_item)):
             item.select(lambda tab=tab: tab, None, visible, api_visibility="private").then(
                 redraw, inputs, [*outputs, drawn], show_progress="hidden", api_visibility="private")
-        # the API's /refresh (and a fresh page) gets every tab at once
-        app.load(refresh_all, [ctx.study, compare["which"]], [*outputs, drawn], api_name="refresh",
-                 show_progress="hidden")
+        app.load(redraw, inputs, [*outputs, drawn], show_progress="hidden", api_visibility="private")
+        # the API's /refresh gets every tab at once; a page never presses this button
+        api_refresh = gr.Button(visible=False)
+        api_refresh.click(refresh_all, [ctx.study, compare["which"]], [*outputs, drawn], api_name="refresh",
+                          show_progress="hidden")
         app.load(studies["refresh_all"], [ctx.study], [studies["table"], ctx.study], api_visibility="private")
 
         def results(name: str) -> dict:
