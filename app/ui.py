@@ -78,7 +78,8 @@ def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs") -> gr.B
 
         inputs = [ctx.study, compare["which"], visible]
         timer = gr.Timer(REFRESH_SECONDS)
-        timer.tick(refresh_visible, [*inputs, drawn], [*outputs, drawn], show_progress="hidden", api_visibility="private")
+        timer.tick(refresh_visible, [*inputs, drawn], [*outputs, drawn], show_progress="hidden",
+                   api_visibility="private")
         ctx.study.change(redraw, inputs, [*outputs, drawn], show_progress="hidden", api_visibility="private")
         compare["which"].change(redraw, inputs, [*outputs, drawn], show_progress="hidden", api_visibility="private")
         for tab, item in (("run", run_item), ("compare", compare_item), ("search", search_item),

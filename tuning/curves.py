@@ -185,7 +185,7 @@ class _AttrChunks:
         self._set_attr, self._chunk = set_attr, 0
 
     def __call__(self, records: list[Record]) -> None:
-        self._set_attr(f"{CHUNK_PREFIX}{self._chunk:05d}", [{k: _json_number(v) for k, v in r.items()} for r in records])
+        self._set_attr(f"{CHUNK_PREFIX}{self._chunk:05d}", curve_json(records))
         self._chunk += 1
 
 
