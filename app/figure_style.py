@@ -93,13 +93,14 @@ def setting_color(index: int, rule: str) -> str:
     palette = qualitative.D3
     return palette[(2 * index + rule_order(rule)) % len(palette)]
 
-def log_ticks(traces: Iterable[go.Scatter]) -> dict[str, Any]:
+def log_ticks(traces: Iterable[go.Scatter | dict]) -> dict[str, Any]:
     """Tick settings for a log y axis over ``traces``: decades when the data span one, else Plotly's own.
 
     Decades only, because the 2..9 minor labels collide in a small plot; but data within one decade
     (a single trial's grad norm) would then get no labelled tick at all.
     """
-    values = [v for trace in traces for v in (trace.y or ()) if v is not None and v > 0]
+    ys = [trace.get("y") if isinstance(trace, dict) else trace.y for trace in traces]
+    values = [v for y in ys if y is not None for v in y if v is not None and v > 0]
     if values and math.floor(math.log10(min(values))) == math.floor(math.log10(max(values))):
         return {}
     return {"dtick": 1}

@@ -9,12 +9,16 @@ live refresh keeps the user's zoom.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from collections import defaultdict
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+
+from app.decimate import decimate
 
 from app.figure_style import (
     COLLAPSING_BELOW,
@@ -42,13 +46,16 @@ from app.figure_style import (
     series_label,
     setting_color,
     symbol,
-    thin,
     trace_label,
     trial_meta,
     two,
 )
 from app.views import outcome_word
+from tuning.curves import Curve
 from tuning.fit import RankOptimum, confidence_band
+
+FIGURE_POINTS = 30_000  # per curve figure, shared by its traces: a 1000-trial Run tab ships under 2 MB
+MIN_TRACE_POINTS = 24
 
 __all__ = [
     "HEIGHT", "SVD_FLOOR_NAME", "alpha_landscape_figure", "alpha_law_figure", "empty_figure", "grad_norm_figure",
@@ -64,12 +71,31 @@ __all__ = [
 
 def loss_figure(records: list[Record], *, max_points: int = MAX_POINTS) -> go.Figure:
     """Training loss vs step, one line per trial, with its eval-loss points."""
-    return _curve_figure(records, "loss", "Training loss", "loss", log_y=False, max_points=max_points)
+    return _as_figure(curve_spec(records, "loss", max_points=max_points))
 
 
 def grad_norm_figure(records: list[Record], *, max_points: int = MAX_POINTS) -> go.Figure:
     """Adapter gradient norm vs step (log y), one line per trial."""
-    return _curve_figure(records, "grad_norm", "Gradient norm", "grad norm", log_y=True, max_points=max_points)
+    return _as_figure(curve_spec(records, "grad_norm", max_points=max_points))
+
+
+CURVE_FIELDS = {"loss": ("Training loss", "loss", False), "grad_norm": ("Gradient norm", "grad norm", True)}
+
+
+def curve_spec(records: list[Record], field: str, *, max_points: int = MAX_POINTS) -> dict | None:
+    """The loss (``field="loss"``) or grad-norm figure as a plain Plotly dict; None when no trial has a curve.
+
+    Arrays stay numpy (int16/int32 steps, float32 values with NaN gaps); :mod:`app.plot_payload`
+    ships the dict without building Plotly objects, which for thousands of traces cost seconds.
+    """
+    title, ytitle, log_y = CURVE_FIELDS[field]
+    return _curve_spec(records, field, title, ytitle, log_y=log_y, max_points=max_points)
+
+
+def _as_figure(spec: dict | None) -> go.Figure:
+    if spec is None:
+        return empty_figure("No training curves yet: waiting for the first steps")
+    return go.Figure(spec, _validate=False)
 
 
 def rank_comparison_figure(records: list[Record]) -> go.Figure:
@@ -349,48 +375,88 @@ def _better(rec: Record, than: Record) -> bool:
 
 
 
-def _curve_figure(records: list[Record], field: str, title: str, ytitle: str, *, log_y: bool,
-                  max_points: int) -> go.Figure:
+def _curve_spec(records: list[Record], field: str, title: str, ytitle: str, *, log_y: bool,
+                max_points: int) -> dict | None:
     with_curves = [rec for rec in records if rec.get("curve")]
     if not with_curves:
-        return empty_figure("No training curves yet: waiting for the first steps")
+        return None
     ranks = [rec.get("rank") for rec in records]
     several_lrs = len({rec.get("lr") for rec in with_curves}) > 1
     several_studies = len({rec.get("study") for rec in with_curves}) > 1
+    budget = trace_budget(len(with_curves), max_points)
+    colors = _rank_colors(tuple(sorted({r for r in ranks if r is not None})))
     traces = []
     def order(r: Record) -> tuple:
         return (r.get("rank") or 0, rule_order(r.get("rule")), num(r.get("alpha")) or 0.0,
                 str(r.get("study")), r.get("number") or 0)
 
     for rec in sorted(with_curves, key=order):
-        color = rank_color(rec.get("rank"), ranks)
+        curve = rec["curve"] if isinstance(rec["curve"], Curve) else Curve.from_records(rec["curve"])
+        color = colors[rec.get("rank")]
         name = trace_label(rec, lr=several_lrs)
         state = rec.get("state")
         if state in ("PRUNED", "FAIL"):
             name += f" ({outcome_word(rec)})"
         group = f"{rec.get('study')}:{rec.get('number')}" if several_studies else str(rec.get("number"))
-        hover = f"trial {rec.get('number')}<br>step %{{x}}<br>{ytitle} %{{y:.4g}}<extra>{name}</extra>"
-        xs, ys = thin(*series(rec["curve"], field, positive=log_y), max_points)
-        traces.append(go.Scatter(
-            x=xs, y=ys, mode="lines", name=name, legendgroup=group, hovertemplate=hover,
-            line={"color": color, "dash": dash(rec.get("rule")), "width": 1.5},
-            opacity=0.45 if state in ("PRUNED", "FAIL") else 1.0, meta=trial_meta(rec, field)))
+        hover = f"trial {rec.get('number')}<br>step %{{x}}<br>{ytitle} %{{y:.4g}}"  # the name shows beside it
+        xs, ys = _plot_series(curve, field, budget, positive=log_y)
+        traces.append({"type": "scattergl", "x": xs, "y": ys, "mode": "lines", "name": name, "legendgroup": group,
+                       "hovertemplate": hover, "line": {"color": color, "dash": dash(rec.get("rule")), "width": 1.5},
+                       "meta": trial_meta(rec, field)})
+        if state in ("PRUNED", "FAIL"):
+            traces[-1]["opacity"] = 0.45
         if field == "loss":
-            ex, ey = series(rec["curve"], "eval_loss")
-            points = [(x, y) for x, y in zip(ex, ey) if y is not None]
-            if points:
-                traces.append(go.Scatter(
-                    x=[x for x, _ in points], y=[y for _, y in points], mode="markers", name=f"{name} eval",
-                    legendgroup=group, showlegend=False,
-                    hovertemplate=(f"trial {rec.get('number')}<br>step %{{x}}<br>eval loss %{{y:.4g}}"
-                                   f"<extra>{name}</extra>"),
-                    marker={"color": color, "symbol": symbol(rec.get("rule")), "size": 7,
-                            "line": {"width": 1, "color": "white"}},
-                    meta=trial_meta(rec, "eval")))
-    fig = go.Figure(data=traces, layout=layout(title))
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text=ytitle, type="log" if log_y else "linear", **(log_ticks(traces) if log_y else {}))
-    return fig
+            ex, ey = _plot_series(curve, "eval_loss", budget, positive=False)
+            if len(ex):
+                traces.append({
+                    "type": "scattergl", "x": ex, "y": ey, "mode": "markers",
+                    "name": f"{name} eval", "legendgroup": group, "showlegend": False,
+                    "hovertemplate": f"trial {rec.get('number')}<br>step %{{x}}<br>eval loss %{{y:.4g}}",
+                    "marker": {"color": color, "symbol": symbol(rec.get("rule")), "size": 7,
+                               "line": {"width": 1, "color": "white"}},
+                    "meta": trial_meta(rec, "eval")})
+    spec_layout = copy.deepcopy(_layout_json(title))
+    spec_layout["xaxis"] = {**spec_layout.get("xaxis", {}), "title": {"text": "step"}}
+    spec_layout["yaxis"] = {**spec_layout.get("yaxis", {}), "title": {"text": ytitle},
+                            "type": "log" if log_y else "linear", **(log_ticks(traces) if log_y else {})}
+    return {"data": traces, "layout": spec_layout}
+
+
+def trace_budget(traces: int, max_points: int = MAX_POINTS) -> int:
+    """Points per curve trace: FIGURE_POINTS shared by the traces, within [MIN_TRACE_POINTS, max_points]."""
+    return max(min(MIN_TRACE_POINTS, max_points), min(max_points, FIGURE_POINTS // max(traces, 1)))
+
+
+def _plot_series(curve: Curve, field: str, budget: int, *, positive: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Steps (int16 or int32) and values (float32, NaN for gaps) of ``field``, decimated to ``budget`` points.
+
+    Arrays, not lists: Plotly copies them whole and ships them as compact base64 typed arrays.
+    Memoised on the curve: a finished trial's curve is the same object on every refresh.
+    """
+    key = (field, budget, positive)
+    memo = curve.memo
+    if key not in memo:
+        steps, values = curve.column(field)
+        values = np.where(np.isfinite(values) & ((values > 0) if positive else True), values, np.nan)
+        if field == "eval_loss":  # a few points: keep every one
+            keep = ~np.isnan(values)
+            xs, ys = steps[keep], values[keep]
+        else:
+            xs, ys = decimate(steps, values, budget)
+        memo[key] = (xs.astype(np.int16 if len(xs) and xs.max() < 2**15 else np.int32), ys.astype(np.float32))
+    return memo[key]
+
+
+@functools.lru_cache(maxsize=64)
+def _rank_colors(ranks: tuple[int, ...]) -> dict[int | None, str]:
+    # sampling a colour scale costs milliseconds; a refresh asks for the same ranks again
+    return {None: rank_color(None, ranks), **{rank: rank_color(rank, ranks) for rank in ranks}}
+
+
+@functools.lru_cache(maxsize=8)
+def _layout_json(title: str) -> dict:
+    # building the template-laden layout costs more than a refresh's traces; build it once per title
+    return layout(title).to_plotly_json()
 
 
 def _grad_norm_points(records: list[Record], which: str) -> dict[str, list[tuple[int, float, Record]]]:

@@ -34,35 +34,66 @@ def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs") -> gr.B
         runs = list_runs(storage_url)
         ctx.study = gr.Dropdown(runs, value=runs[0] if runs else None, label="Study", allow_custom_value=True,
                                 elem_id="study-select", info="every tab shows this study; runs go on when the page closes")
+        visible = gr.State("run")  # per browser session: the tab on screen
+        drawn = gr.State(None)  # per session: what the visible tab's figures were last drawn from
         with gr.Tabs():
-            with gr.Tab("Run", id="run"):
+            with gr.Tab("Run", id="run") as run_item:
                 run = run_tab.build(ctx)
                 ctx.source = run["source"]
-            with gr.Tab("Compare", id="compare"):
+            with gr.Tab("Compare", id="compare") as compare_item:
                 compare = compare_tab.build()
-            with gr.Tab("Search & fit", id="search"):
+            with gr.Tab("Search & fit", id="search") as search_item:
                 search = search_tab.build(ctx, law_c=run["law_c"])
-            with gr.Tab("Export", id="export"):
+            with gr.Tab("Export", id="export") as export_item:
                 export_tab.build(ctx)
-            with gr.Tab("Studies", id="studies"):
+            with gr.Tab("Studies", id="studies") as studies_item:
                 studies = studies_tab.build(ctx)
 
-        outputs = [run["status"], run["loss_plot"], run["grad_plot"], run["table"], compare["verdicts"],
-                   compare["loss_vs_rank"], compare["grad_vs_rank"], search["fit_text"], search["landscape"],
-                   search["law"]]
+        panels = {"run": [run["status"], run["loss_plot"], run["grad_plot"], run["table"]],
+                  "compare": [compare["verdicts"], compare["loss_vs_rank"], compare["grad_vs_rank"]],
+                  "search": [search["fit_text"], search["landscape"], search["law"]]}
+        outputs = [component for components in panels.values() for component in components]
 
-        def refresh(name, which):
+        def tab_outputs(tab: str, view, which: str, *, figures: bool = True) -> list:
+            if tab == "run":
+                return run_tab.live_outputs(view, ctx, figures=figures)
+            if tab == "compare":
+                return compare_tab.compare_outputs(view.started, which)
+            return search_tab.search_outputs(view.started)
+
+        def refresh_all(name, which):
             view = read_study(storage_url, name)
-            return [*run_tab.live_outputs(view, ctx), *compare_tab.compare_outputs(view.records, which),
-                    *search_tab.search_outputs(view.records)]
+            return [*[value for tab in panels for value in tab_outputs(tab, view, which)], None]
 
+        def refresh_visible(name, which, tab, last):
+            """Recompute only the visible tab, and its figures only when the study changed since they were drawn."""
+            values = {component: gr.skip() for component in outputs}
+            if tab not in panels:
+                return [*values.values(), last]
+            view = read_study(storage_url, name, with_curves=tab != "search")
+            signature = (tab, which, view.signature())
+            if signature != last or tab == "run":  # the run tab's status also follows the worker process
+                values.update(zip(panels[tab], tab_outputs(tab, view, which, figures=signature != last)))
+            return [*values.values(), signature]
+
+        def redraw(name, which, tab):
+            return refresh_visible(name, which, tab, None)
+
+        inputs = [ctx.study, compare["which"], visible]
         timer = gr.Timer(REFRESH_SECONDS)
-        timer.tick(refresh, [ctx.study, compare["which"]], outputs, api_name="refresh", show_progress="hidden")
-        ctx.study.change(refresh, [ctx.study, compare["which"]], outputs, show_progress="hidden",
-                         api_visibility="private")
-        compare["which"].change(refresh, [ctx.study, compare["which"]], outputs, show_progress="hidden",
-                                api_visibility="private")
-        app.load(refresh, [ctx.study, compare["which"]], outputs, show_progress="hidden", api_visibility="private")
+        timer.tick(refresh_visible, [*inputs, drawn], [*outputs, drawn], show_progress="hidden",
+                   api_visibility="private")
+        ctx.study.change(redraw, inputs, [*outputs, drawn], show_progress="hidden", api_visibility="private")
+        compare["which"].change(redraw, inputs, [*outputs, drawn], show_progress="hidden", api_visibility="private")
+        for tab, item in (("run", run_item), ("compare", compare_item), ("search", search_item),
+                          ("export", export_item), ("studies", studies_item)):
+            item.select(lambda tab=tab: tab, None, visible, api_visibility="private").then(
+                redraw, inputs, [*outputs, drawn], show_progress="hidden", api_visibility="private")
+        app.load(redraw, inputs, [*outputs, drawn], show_progress="hidden", api_visibility="private")
+        # the API's /refresh gets every tab at once; a page never presses this button
+        api_refresh = gr.Button(visible=False)
+        api_refresh.click(refresh_all, [ctx.study, compare["which"]], [*outputs, drawn], api_name="refresh",
+                          show_progress="hidden")
         app.load(studies["refresh_all"], [ctx.study], [studies["table"], ctx.study], api_visibility="private")
 
         def results(name: str) -> dict:

@@ -81,7 +81,7 @@ def train_trial(
         return "stopped" if stop_requested() or lost else "pruned" if pruned else None
 
     pruned = False
-    writer = CurveWriter(trial.set_user_attr)
+    writer = CurveWriter.for_trial(trial)
     try:
         params = suggest(trial)
         outcome = run_trial(base.with_params(**params), on_step, should_stop)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +12,18 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from core.scaling import get_rule
-from tuning.curves import read_curve
+from tuning.curves import curve_json, read_curve, read_curves
 from tuning.attrs import OUTCOME_ATTR
 
 REPORTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
 
 
-def trial_record(trial: FrozenTrial, *, with_curve: bool = True) -> dict[str, Any]:
-    """Return one trial as a results record (the contract's keys, plus status and steps_done)."""
+def trial_record(trial: FrozenTrial, *, with_curve: bool = True, curve: Sequence | None = None) -> dict[str, Any]:
+    """Return one trial as a results record (the contract's keys, plus status and steps_done).
+
+    ``curve`` is the trial's curve as :func:`tuning.curves.read_curves` gives it; without one, the
+    curve is read from the trial's user attrs (the format of non-RDB storages).
+    """
     # sweeps make every grid axis a param; searches hold all but alpha fixed in a user attr
     params = {**trial.user_attrs.get("fixed_params", {}), **trial.system_attrs.get("fixed_params", {}),
               **trial.params}
@@ -47,15 +52,25 @@ def trial_record(trial: FrozenTrial, *, with_curve: bool = True) -> dict[str, An
         "target_modules": outcome.get("info", {}).get("target_modules"),
     }
     if with_curve:
-        record["curve"] = read_curve(trial)
+        record["curve"] = curve if curve is not None else read_curve(trial)
     return record
 
 
+def study_records(study: optuna.Study, *, with_curves: bool = False,
+                  states: tuple[TrialState, ...] = REPORTED_STATES) -> list[dict[str, Any]]:
+    """Records of the study's trials in ``states`` by number; curves (if asked) as column-backed sequences."""
+    trials = sorted(study.get_trials(deepcopy=False, states=states), key=lambda t: t.number)
+    curves = read_curves(study._storage, trials) if with_curves else {}
+    return [trial_record(t, with_curve=with_curves, curve=curves.get(t._trial_id)) for t in trials]
+
+
 def study_results(study: optuna.Study, *, with_curves: bool = True) -> dict[str, Any]:
-    """Return the whole study as results JSON (waiting trials are left out)."""
-    trials = study.get_trials(deepcopy=False, states=REPORTED_STATES)
-    return {"study": study.study_name,
-            "trials": [trial_record(t, with_curve=with_curves) for t in sorted(trials, key=lambda t: t.number)]}
+    """Return the whole study as results JSON (waiting trials are left out; NaN/inf as strings)."""
+    records = study_records(study, with_curves=with_curves)
+    for record in records:
+        if with_curves:
+            record["curve"] = curve_json(record["curve"])
+    return {"study": study.study_name, "trials": records}
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> None:
@@ -95,14 +110,15 @@ def load_group(storage_url: str, name: str) -> list[optuna.Study]:
     return [load_study(storage_url, study_name) for study_name in names]
 
 
-def group_records(studies: list[optuna.Study], *, with_curves: bool = False) -> tuple[list[dict[str, Any]], dict]:
+def group_records(studies: list[optuna.Study], *, with_curves: bool = False,
+                  states: tuple[TrialState, ...] = REPORTED_STATES) -> tuple[list[dict[str, Any]], dict]:
     """Records of several studies, each naming its ``study``, with the first study's settings."""
     from tuning.storage import study_settings
 
     records, settings = [], {}
     for study in studies:
         settings = settings or study_settings(study)
-        for record in study_results(study, with_curves=with_curves)["trials"]:
+        for record in study_records(study, with_curves=with_curves, states=states):
             records.append({**record, "study": study.study_name})
     return records, settings
 

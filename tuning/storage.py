@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import warnings
 from pathlib import Path
 
 import optuna
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages._cached_storage import _CachedStorage
 
 from core.specs import SpecError
 from tuning.attrs import SETTINGS_ATTR  # noqa: F401 - re-exported
@@ -49,7 +52,20 @@ def redact_text(text: str, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
-def open_storage(url: str = DEFAULT_STORAGE) -> RDBStorage:
+_opened: dict[tuple[str, int], BaseStorage] = {}
+_opening = threading.Lock()
+
+
+def open_storage(url: str = DEFAULT_STORAGE) -> BaseStorage:
+    """The storage at ``url``, opened once per process: one engine, and Optuna's cache of finished trials, reused."""
+    key = (url, os.getpid())  # a forked child opens its own connections
+    with _opening:
+        if key not in _opened:
+            _opened[key] = _CachedStorage(_open_rdb(url))
+        return _opened[key]
+
+
+def _open_rdb(url: str) -> RDBStorage:
     """Open (creating if needed) the RDB storage at ``url``, with heartbeats and stale-trial retry."""
     if not url.startswith(("sqlite:///", "postgresql", "mysql")):
         raise SpecError(f"storage {redact_url(url)!r} is not a database URL: use sqlite:///PATH or postgresql://...")
@@ -79,7 +95,7 @@ def open_storage(url: str = DEFAULT_STORAGE) -> RDBStorage:
 
 def study_names(url: str) -> list[str]:
     """Names of the studies in the storage at ``url``, oldest first."""
-    return [s.study_name for s in optuna.get_all_study_summaries(open_storage(url), include_best_trial=False)]
+    return [s.study_name for s in open_storage(url).get_all_studies()]  # summaries would read every trial
 
 
 def load_study(url: str, name: str) -> optuna.Study:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from app.figures import empty_figure, grad_norm_figure, loss_figure
+from app.figures import curve_spec, empty_figure
 from app.forms import CUSTOM, RULE_CHOICES, SOURCES, sweep_form
+from app.plot_payload import PlotJSON
 from app.runner import list_runs
 from app.tabs.context import UiContext
 from app.views import TABLE_HEADERS, run_status, trial_rows
@@ -120,13 +121,19 @@ def build(ctx: UiContext) -> dict:
                        "batch_size": batch_size, "lr": lr}}
 
 
-def live_outputs(view, ctx: UiContext) -> list:
-    """Status, loss figure, grad-norm figure and table for a study snapshot."""
+def live_outputs(view, ctx: UiContext, *, figures: bool = True) -> list:
+    """Status, loss figure, grad-norm figure and table (queued trials included) for a study snapshot.
+
+    With ``figures=False`` the two figures are left as drawn (``gr.skip()``).
+    """
     running = bool(view.name) and ctx.runner.is_running(view.name)
     exit_message = ctx.runner.exit_message(view.name) if view.name else None
-    status = run_status(view.name, view.records, running=running, waiting=view.waiting, exit_message=exit_message)
-    with_curves = [r for r in view.records if r.get("curve")]
-    if not with_curves:
+    status = run_status(view.name, view.started, running=running, waiting=view.waiting, exit_message=exit_message)
+    rows = trial_rows(view.records, view.steps)
+    if not figures:
+        return [status, gr.skip(), gr.skip(), rows]
+    if not any(r.get("curve") for r in view.records):
         return [status, empty_figure("waiting for the first steps..."), empty_figure("waiting for the first steps..."),
-                trial_rows(view.records, view.steps)]
-    return [status, loss_figure(view.records), grad_norm_figure(view.records), trial_rows(view.records, view.steps)]
+                rows]
+    # plain dicts, not go.Figure: building Plotly objects for a 1000-trial study costs seconds per refresh
+    return [status, PlotJSON(curve_spec(view.records, "loss")), PlotJSON(curve_spec(view.records, "grad_norm")), rows]

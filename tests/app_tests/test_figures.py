@@ -102,7 +102,7 @@ def test_grad_norm_figure_is_log_and_drops_non_positive_values():
     curve[1]["grad_norm"] = 0.0
     fig = grad_norm_figure([_record(0, curve=curve)])
     assert fig.layout.yaxis.type == "log" and _per_trial(fig, "grad_norm") == {0: 1}
-    assert fig.data[0].y[1] is None and fig.data[0].y[0] == pytest.approx(1.0)
+    assert np.isnan(fig.data[0].y[1]) and fig.data[0].y[0] == pytest.approx(1.0)
 
 
 def test_nan_strings_in_curves_are_gaps_not_crashes():
@@ -112,9 +112,9 @@ def test_nan_strings_in_curves_are_gaps_not_crashes():
     records = [_record(0, curve=curve, state="FAIL", eval_loss=None, final_loss=None)]
     loss = loss_figure(records)
     main = next(t for t in loss.data if t.meta["kind"] == "loss")
-    assert main.y[1] is None and main.y[2] is None and main.y[3] == pytest.approx(0.5)
+    assert np.isnan(main.y[1]) and np.isnan(main.y[2]) and main.y[3] == pytest.approx(0.5)
     assert list(next(t for t in loss.data if t.meta["kind"] == "eval").x) == [0, 3]
-    assert grad_norm_figure(records).data[0].y[1] is None
+    assert np.isnan(grad_norm_figure(records).data[0].y[1])
     for fig in (rank_comparison_figure(records), alpha_landscape_figure(records), grad_norm_vs_rank_figure(records)):
         assert len(fig.data) == 0 and fig.layout.annotations  # nothing finished: the empty figure
 

@@ -10,7 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 from core.specs import TrialSpec
-from tuning.curves import CurveWriter, read_curve
+from tuning.curves import CurveWriter, read_curves
 from tuning.queue import claim_waiting, fail_dead_local_trials, fail_if_running, fail_stale_trials, point_key, retry
 from tuning.search import SearchSpec, open_search
 from tuning.storage import open_storage
@@ -86,7 +86,7 @@ def test_the_retry_of_a_dead_trial_starts_with_an_empty_curve(tmp_path):
     base = BASE.with_params(steps=12)
     study = prepare_sweep(url, "r", base, SweepGrid((4,), ("standard",), (8.0,), (3e-3,)))
     trial = claim_waiting(study)[0]
-    writer = CurveWriter(trial.set_user_attr, flush_seconds=0.0)
+    writer = CurveWriter.for_trial(trial, flush_seconds=0.0)
     for step in range(5):
         writer.add({"step": step, "loss": 1.0, "grad_norm": 1.0})
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -99,7 +99,7 @@ def test_the_retry_of_a_dead_trial_starts_with_an_empty_curve(tmp_path):
     run_pending(study, base)
     rerun = study._storage.get_trial(queued._trial_id)
     assert rerun.state == TrialState.COMPLETE
-    assert [r["step"] for r in read_curve(rerun)] == list(range(12))
+    assert [r["step"] for r in read_curves(study._storage, [rerun])[rerun._trial_id]] == list(range(12))
 
 
 def test_a_stale_trial_is_failed_after_the_grace_period_and_retried_fresh(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ import optuna
 from optuna.trial import TrialState
 
 from core.specs import TrialSpec
-from tuning.curves import read_curve
+from tuning.curves import read_curves
 from tuning.objective import run_claimed, train_trial
 from tuning.queue import claim_waiting, fail_if_running
 from tuning.storage import open_storage
@@ -33,7 +33,7 @@ def test_trains_the_queued_point_and_writes_its_curve(tmp_path):
     assert outcome["status"] == "completed" and outcome["steps_done"] == 12
     assert frozen.params == POINT
     assert outcome["gamma"] == 8.0 / 2  # rslora: alpha / sqrt(4)
-    assert [r["step"] for r in read_curve(frozen)] == list(range(12))
+    assert [r["step"] for r in read_curves(study._storage, [frozen])[frozen._trial_id]] == list(range(12))
     assert sorted(frozen.intermediate_values) == [2, 5, 8, 11]
 
 

@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from core.specs import SpecError, TrialSpec
-from tuning.curves import read_curve
+from tuning.curves import read_curves
 from tuning.fit import fit_report
 from tuning.results import collect_records
 from tuning.search import SearchSpec, finished_count, run_search, search_study_names
@@ -81,11 +81,13 @@ def test_kill_9_mid_search_loses_no_completed_trial(tmp_path):
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
         try:
-            trials = optuna.load_study(study_name="k/r4", storage=url).trials
+            running_study = optuna.load_study(study_name="k/r4", storage=url)
+            trials = running_study.trials
         except Exception:  # noqa: BLE001 - not created yet
             continue
         complete = [t for t in trials if t.state.name == "COMPLETE"]
-        if complete and any(t.state.name == "RUNNING" and "curve_00000" in t.user_attrs for t in trials):
+        if complete and any(t.state.name == "RUNNING" and len(read_curves(running_study._storage, [t])[t._trial_id])
+                            for t in trials):
             break
     assert complete, "no trial finished before the deadline"
     os.kill(proc.pid, signal.SIGKILL)
@@ -102,7 +104,7 @@ def test_kill_9_mid_search_loses_no_completed_trial(tmp_path):
     assert len(killed) == 1 and killed[0].user_attrs["outcome"]["status"] == "killed"
     retried = [t for t in study.trials if t.user_attrs.get("retry_of", {}).get("trial") == killed[0].number]
     assert retried and retried[0].params["alpha"] == killed[0].params["alpha"]
-    assert read_curve(retried[0])[0]["step"] == 0  # its own curve, not the dead trial's
+    assert read_curves(study._storage, retried)[retried[0]._trial_id][0]["step"] == 0  # its own curve, not the dead trial's
 
 
 @pytest.mark.slow

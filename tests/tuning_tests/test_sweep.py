@@ -11,6 +11,7 @@ import optuna
 import pytest
 
 from core.specs import SpecError, TrialSpec
+from tuning.curves import read_curves
 from tuning.results import study_results
 from tuning.storage import load_study
 from tuning.sweep import SweepGrid, prepare_sweep, run_pending
@@ -109,11 +110,13 @@ def test_killed_sweep_resumes_keeping_finished_trials(tmp_path):
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
         try:
-            trials = optuna.load_study(study_name="killed", storage=url).trials
+            running_study = optuna.load_study(study_name="killed", storage=url)
+            trials = running_study.trials
         except (KeyError, Exception):  # noqa: BLE001 - the study may not exist yet
             continue
         complete = [t for t in trials if t.state.name == "COMPLETE"]
-        running = [t for t in trials if t.state.name == "RUNNING" and len(t.user_attrs) > 3]
+        running = [t for t in trials if t.state.name == "RUNNING"
+                   and len(read_curves(running_study._storage, [t])[t._trial_id])]
         if complete and running:
             break
     assert complete, "the first trial never finished"

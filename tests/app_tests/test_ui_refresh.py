@@ -1,0 +1,56 @@
+"""The live refresh recomputes the visible tab only, and its figures only when the study changed."""
+
+import warnings
+
+import numpy as np
+import optuna
+import pytest
+
+from app.bench_scale import _make_trials, _records
+from app.ui import build_app
+from tuning.curves import CurveWriter, forget_cache
+
+pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+
+RUN, COMPARE, SEARCH = slice(0, 4), slice(4, 7), slice(7, 10)
+
+
+@pytest.fixture(scope="module")
+def refresh(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("refresh")
+    url = f"sqlite:///{tmp}/r.db"
+    forget_cache()
+    study, ids = _make_trials(url, "big", 16, 2, 40)
+    rng = np.random.default_rng(0)
+    for i, trial_id in enumerate(ids):
+        writer = CurveWriter.for_trial(optuna.Trial(study, trial_id))
+        for record in _records(rng, i, 0, 20 if i >= 14 else 40, 40):
+            writer.add(record)
+        writer.flush()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        app = build_app(url, run_dir=str(tmp / "runs"))
+    fn = next(block_fn.fn for block_fn in app.fns.values() if block_fn.name == "refresh_visible")
+    return lambda tab, last: fn("big", "step0", tab, last)
+
+
+def _skipped(values):
+    return [isinstance(v, dict) and v.get("__type__") == "update" and len(v) == 1 for v in values]
+
+
+def test_only_the_visible_tab_is_computed(refresh):
+    *values, signature = refresh("compare", None)
+    assert _skipped(values[RUN]) == [True] * 4 and _skipped(values[SEARCH]) == [True] * 3
+    assert not any(_skipped(values[COMPARE])) and "slope" in values[4]
+    *values, _ = refresh("export", signature)
+    assert all(_skipped(values))
+
+
+def test_unchanged_study_keeps_figures_and_the_run_tab_still_updates_status_and_table(refresh):
+    *first, signature = refresh("run", None)
+    assert not any(_skipped(first[RUN])) and first[3][0][1] == "COMPLETE"
+    *again, same = refresh("run", signature)
+    assert same == signature
+    assert _skipped(again[RUN]) == [False, True, True, False]  # status and table; figures as drawn
+    *compare, _ = refresh("compare", ("compare", "step0", ()))
+    assert not any(_skipped(compare[COMPARE]))
