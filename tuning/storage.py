@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
 import optuna
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from core.specs import SpecError
 from tuning.attrs import SETTINGS_ATTR  # noqa: F401 - re-exported
 
-DEFAULT_STORAGE = "sqlite:///runs/lorascope.db"
+STORAGE_ENV = "LORASCOPE_STORAGE"  # a storage URL kept off command lines (it may hold a password)
+DEFAULT_STORAGE = os.environ.get(STORAGE_ENV) or "sqlite:///runs/lorascope.db"
+JOURNAL_PREFIX = "journal:///"  # journal:///PATH, relative like sqlite:///PATH; journal:////abs/PATH
 HEARTBEAT_SECONDS = 2  # a killed worker's trial is failed and retried after 2 missed beats
 MAX_RETRIES = 3
 
@@ -50,8 +53,10 @@ def redact_text(text: str, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
-def open_storage(url: str = DEFAULT_STORAGE) -> RDBStorage:
+def open_storage(url: str = DEFAULT_STORAGE) -> BaseStorage:
     """Open (creating if needed) the RDB storage at ``url``, with heartbeats and stale-trial retry."""
+    if url.startswith("journal:"):
+        return open_journal(url)
     if not url.startswith(("sqlite:///", "postgresql", "mysql")):
         raise SpecError(f"storage {redact_url(url)!r} is not a database URL: use sqlite:///PATH or postgresql://...")
     engine_kwargs = {}
@@ -70,9 +75,26 @@ def open_storage(url: str = DEFAULT_STORAGE) -> RDBStorage:
             heartbeat_interval=HEARTBEAT_SECONDS,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
         )
+    except ImportError as err:  # Optuna's message does not say which driver is missing
+        raise SpecError(f"cannot open storage {redact_url(url)}: database driver missing ({err.__cause__ or err}): "
+                        f"pip install 'lorascope[postgres]' for postgresql://, mysqlclient for mysql://") from None
     except Exception as err:  # noqa: BLE001 - SQLAlchemy/driver errors vary by backend
         raise SpecError(f"cannot open storage {redact_url(url)}: "
                         f"{redact_text(str(err).splitlines()[0], url)}") from None
+
+
+def open_journal(url: str) -> BaseStorage:
+    """Open (creating if needed) the Optuna journal file at ``journal:///PATH`` (no database server)."""
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    path = url.removeprefix(JOURNAL_PREFIX)
+    if not url.startswith(JOURNAL_PREFIX) or not path:
+        raise SpecError(f"storage {url!r} is not a journal URL: use journal:///PATH (journal:////PATH if absolute)")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(path))
+    except OSError as err:
+        raise SpecError(f"cannot open journal storage {path}: {err.strerror}") from None
 
 
 def study_names(url: str) -> list[str]:
