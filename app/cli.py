@@ -83,6 +83,12 @@ def build_parser() -> OneLineParser:
     add_study_flags(worker, required=True)
     worker.add_argument("--device", help="Override the study's device on this machine.")
     worker.add_argument("--quiet", action="store_true", help="No progress bar.")
+    worker.add_argument("--gpus", type=list_of(int, "--gpus"),
+                        help="Start one worker process per GPU: comma-separated CUDA device numbers.")
+    worker.add_argument("--wait", action="store_true", help="Keep polling for new trials when none is left.")
+
+    stop = sub.add_parser("stop", help="Ask every worker of a study, on any machine, to stop.")
+    add_study_flags(stop, required=True)
     return parser
 
 

@@ -17,6 +17,7 @@ from tuning.fit import fit_report
 from tuning.recommend import choose
 from tuning.results import REPORTED_STATES, check_writable, collect_records, study_results, write_json
 from tuning.search import SearchSpec, open_search, pending_trials, run_search
+from tuning.stop import request_stop
 from tuning.storage import load_study, open_storage, study_settings
 from tuning.sweep import SweepGrid, count_waiting, prepare_sweep, run_pending
 
@@ -121,6 +122,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         base = base.with_params(device=args.device)
     pick_device(base.device)
     _run_study(study, base, quiet=args.quiet)
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Set the stop flag of a study (every rank of a search); workers anywhere stop within seconds."""
+    names = request_stop(args.storage, args.study)
+    print(f"stop requested for {', '.join(names)}: workers stop after their current step")
     return 0
 
 

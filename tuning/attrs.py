@@ -3,3 +3,4 @@
 OUTCOME_ATTR = "outcome"  # trial user attr: how the trial ended (status, losses, error)
 SETTINGS_ATTR = "lorascope"  # study user attr: the study's kind, base spec and grid or search
 FIXED_ATTR = "fixed_params"  # trial user attr: the params a search holds constant
+STOP_ATTR = "stop_requested"  # study user attr: True while workers on any machine should stop
