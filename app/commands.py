@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections.abc import Callable
 
 from app.cli import install_stop_handlers
 from app.cli_args import base_spec
@@ -17,9 +18,10 @@ from tuning.fit import fit_report
 from tuning.recommend import choose
 from tuning.results import REPORTED_STATES, check_writable, collect_records, study_results, write_json
 from tuning.search import SearchSpec, open_search, pending_trials, run_search
-from tuning.stop import request_stop
+from tuning.stop import request_stop, stop_poller
 from tuning.storage import load_study, open_storage, study_settings
 from tuning.sweep import SweepGrid, count_waiting, prepare_sweep, run_pending
+from tuning.workers import serve, spawn_workers, supervise
 
 DEFAULT_SWEEP_STUDY = "sweep"
 DEFAULT_SEARCH_STUDY = "search"
@@ -112,7 +114,10 @@ def _print_fit(storage: str, name: str, *, target_rank: int | None, json_path: s
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Join a study in the storage and run its queued trials."""
+    """Join a study in the storage and run its queued trials (--gpus: one worker process per GPU)."""
+    if args.gpus:
+        extra = [*(["--device", args.device] if args.device else []), *(["--quiet"] if args.quiet else [])]
+        return supervise(spawn_workers(args.storage, args.study, args.gpus, wait=args.wait, extra=extra))
     study = load_study(args.storage, args.study)
     settings = study_settings(study)
     if "base" not in settings:
@@ -121,7 +126,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.device:
         base = base.with_params(device=args.device)
     pick_device(base.device)
-    _run_study(study, base, quiet=args.quiet)
+    stop, flagged = [False], stop_poller(study)
+
+    def stopped() -> bool:  # Ctrl-C here, or `lorascope stop` from any machine
+        return stop[0] or flagged()
+
+    serve(lambda: _run_study(study, base, quiet=args.quiet, stop=stop, stopped=stopped) if count_waiting(study)
+          else 0, wait=args.wait, stopped=stopped, study=args.study)
     return 0
 
 
@@ -178,20 +189,22 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_study(study, base: TrialSpec, *, quiet: bool) -> None:
+def _run_study(study, base: TrialSpec, *, quiet: bool, stop: list[bool] | None = None,
+               stopped: Callable[[], bool] | None = None) -> int:
     pending = count_waiting(study)
     if not pending:
         print(f"study {study.study_name!r}: every trial has already run", file=sys.stderr)
-        return
+        return 0
     print(f"study {study.study_name!r}: {pending} trial(s) to run", file=sys.stderr)
-    with _progress(pending * base.steps, quiet=quiet) as (progress, stop):
+    with _progress(pending * base.steps, quiet=quiet, stop=stop) as (progress, stop):
         run_pending(study, base, on_record=progress.on_record, on_trial_end=progress.on_trial_end,
-                    stop_requested=lambda: stop[0])
+                    stop_requested=stopped or (lambda: stop[0]))
+    return pending
 
 
 @contextlib.contextmanager
-def _progress(total_steps: int, *, quiet: bool):
-    stop = [False]
+def _progress(total_steps: int, *, quiet: bool, stop: list[bool] | None = None):
+    stop = [False] if stop is None else stop
     install_stop_handlers(stop)
     progress = SweepProgress(total_steps, enabled=not quiet)
     try:
