@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Callable
 
 from app.cli import install_stop_handlers
 from app.cli_args import base_spec
@@ -18,7 +17,7 @@ from tuning.fit import fit_report
 from tuning.recommend import choose
 from tuning.results import REPORTED_STATES, check_writable, collect_records, study_results, write_json
 from tuning.search import SearchSpec, open_search, pending_trials, run_search
-from tuning.stop import request_stop, stop_poller
+from tuning.stop import clear_stop, request_stop, stop_poller
 from tuning.storage import load_study, open_storage, study_settings
 from tuning.sweep import SweepGrid, count_waiting, prepare_sweep, run_pending
 from tuning.workers import serve, spawn_workers, supervise
@@ -46,6 +45,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.json:
         check_writable(args.json)
     study = prepare_sweep(args.storage, args.study or DEFAULT_SWEEP_STUDY, base, grid)
+    clear_stop(args.storage, study.study_name)  # starting a run again undoes an earlier `lorascope stop`
     _run_study(study, base, quiet=args.quiet)
     if args.json:
         write_json(study_results(study), args.json)
@@ -67,12 +67,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         check_writable(args.json)
     name = args.study or DEFAULT_SEARCH_STUDY
     studies = open_search(args.storage, name, base, search)
+    clear_stop(args.storage, name)
     pending = pending_trials(studies, search)
     print(f"search {name!r}: {pending} trial(s) to run over alpha in "
           f"[{search.alpha_min:g}, {search.alpha_high:g}]", file=sys.stderr)
+    flagged = stop_poller(studies[0])  # `lorascope stop` flags every rank's study
     with _progress(pending * base.steps, quiet=args.quiet) as (progress, stop):
         run_search(args.storage, name, base, search, studies=studies, on_record=progress.on_record,
-                   on_trial_end=progress.on_trial_end, stop_requested=lambda: stop[0])
+                   on_trial_end=progress.on_trial_end, stop_requested=lambda: stop[0] or flagged())
     return _print_fit(args.storage, name, target_rank=None, json_path=args.json)
 
 
@@ -126,13 +128,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.device:
         base = base.with_params(device=args.device)
     pick_device(base.device)
-    stop, flagged = [False], stop_poller(study)
-
-    def stopped() -> bool:  # Ctrl-C here, or `lorascope stop` from any machine
-        return stop[0] or flagged()
-
-    serve(lambda: _run_study(study, base, quiet=args.quiet, stop=stop, stopped=stopped) if count_waiting(study)
-          else 0, wait=args.wait, stopped=stopped, study=args.study)
+    stop, flagged = [False], stop_poller(study)  # Ctrl-C here, or `lorascope stop` from any machine
+    serve(lambda: _run_study(study, base, quiet=args.quiet, stop=stop) if count_waiting(study) else 0,
+          wait=args.wait, stopped=lambda: stop[0] or flagged(), study=args.study)
     return 0
 
 
@@ -189,16 +187,16 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_study(study, base: TrialSpec, *, quiet: bool, stop: list[bool] | None = None,
-               stopped: Callable[[], bool] | None = None) -> int:
+def _run_study(study, base: TrialSpec, *, quiet: bool, stop: list[bool] | None = None) -> int:
     pending = count_waiting(study)
     if not pending:
         print(f"study {study.study_name!r}: every trial has already run", file=sys.stderr)
         return 0
     print(f"study {study.study_name!r}: {pending} trial(s) to run", file=sys.stderr)
+    flagged = stop_poller(study)
     with _progress(pending * base.steps, quiet=quiet, stop=stop) as (progress, stop):
         run_pending(study, base, on_record=progress.on_record, on_trial_end=progress.on_trial_end,
-                    stop_requested=stopped or (lambda: stop[0]))
+                    stop_requested=lambda: stop[0] or flagged())
     return pending
 
 
