@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch 2.13.0 lies on this machine's disk; a looser pin downloads a CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install browser run demo test bench clean
+.PHONY: install browser postgres run demo test bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,7 +26,11 @@ demo: $(STAMP)
 browser:
 	bash scripts/install_browser.sh
 
-test: $(STAMP) browser
+# Debian's postgresql server for the storage tests (the suite starts its own throwaway server)
+postgres:
+	bash scripts/install_postgres.sh
+
+test: $(STAMP) browser postgres
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

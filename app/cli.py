@@ -13,7 +13,7 @@ import sqlalchemy.exc
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from app.cli_args import (STORAGE_ENV, OneLineParser, add_search_flags, add_source_flags,  # noqa: E402
-                          add_study_flags, add_sweep_flags, add_training_flags, fail)
+                          add_study_flags, add_sweep_flags, add_training_flags, fail, list_of)
 from core.specs import SpecError, field_help  # noqa: E402
 from tuning.storage import DEFAULT_STORAGE, redact_text, redact_url  # noqa: E402
 
@@ -76,6 +76,12 @@ def build_parser() -> OneLineParser:
     add_study_flags(worker, required=True)
     worker.add_argument("--device", help="Override the study's device on this machine.")
     worker.add_argument("--quiet", action="store_true", help="No progress bar.")
+    worker.add_argument("--gpus", type=list_of(int, "--gpus"),
+                        help="Start one worker process per GPU: comma-separated CUDA device numbers.")
+    worker.add_argument("--wait", action="store_true", help="Keep polling for new trials when none is left.")
+
+    stop = sub.add_parser("stop", help="Ask every worker of a study, on any machine, to stop.")
+    add_study_flags(stop, required=True)
     return parser
 
 

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from core.specs import SearchSpec, SpecError, SweepGrid, TrialSpec, flag_of, spec_fields
-from tuning.storage import DEFAULT_STORAGE
+from tuning.storage import DEFAULT_STORAGE, STORAGE_ENV  # noqa: F401 - STORAGE_ENV re-exported
 
-STORAGE_ENV = "LORASCOPE_STORAGE"  # --storage defaults to it: workers get a URL with no secret on argv
 SOURCE_FIELDS = ("task", "model", "data", "trust_remote_code", "target_modules")
 TRAINING_FIELDS = ("steps", "batch_size", "seed", "device", "warmup_steps", "schedule", "eval_every",
                    "max_grad_norm", "lora_dropout", "max_length")

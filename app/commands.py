@@ -20,9 +20,11 @@ from tuning.fit import fit_report
 from tuning.recommend import choose
 from tuning.results import REPORTED_STATES, collect_records, group_records, load_group, study_results, write_json
 from tuning.search import open_search, pending_trials, run_rank_search, run_search
+from tuning.stop import clear_stop, request_stop, stop_poller
 from tuning.storage import load_study, open_storage, study_settings
 from tuning.sweep import prepare_sweep, run_pending
 from tuning.worker import open_study_for_worker, pending_count
+from tuning.workers import serve, spawn_workers, supervise
 
 DEFAULT_SWEEP_STUDY = "sweep"
 DEFAULT_SEARCH_STUDY = "search"
@@ -42,6 +44,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     grid = sweep_grid(args, task_defaults=defaults)
     _check_before_training(base, args.json)
     study = prepare_sweep(args.storage, args.study or DEFAULT_SWEEP_STUDY, base, grid)
+    clear_stop(args.storage, study.study_name)  # starting a run again undoes an earlier `lorascope stop`
     _run_study(study, base, quiet=args.quiet)
     if args.json:
         write_json(study_results(study), args.json)
@@ -57,12 +60,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     _check_before_training(base, args.json)
     name = args.study or DEFAULT_SEARCH_STUDY
     studies = open_search(args.storage, name, base, search)
+    clear_stop(args.storage, name)
     pending = pending_trials(studies, search)
     print(f"search {name!r}: {pending} trial(s) to run over alpha in "
           f"[{search.alpha_min:g}, {search.alpha_high:g}]", file=sys.stderr)
+    flagged = stop_poller(studies[0])  # `lorascope stop` flags every rank's study
     with _progress(pending * base.steps, quiet=args.quiet) as (progress, stop):
         run_search(args.storage, name, base, search, studies=studies, on_record=progress.on_record,
-                   on_trial_end=progress.on_trial_end, stop_requested=lambda: stop[0])
+                   on_trial_end=progress.on_trial_end, stop_requested=lambda: stop[0] or flagged())
     try:  # failed trials are recorded results, not bad input: the search itself succeeded
         return _print_fit(args.storage, name, target_rank=None, json_path=args.json)
     except SpecError as err:
@@ -111,13 +116,25 @@ def _print_fit(storage: str, name: str, *, target_rank: int | None, json_path: s
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Join a study in the storage and run its queued trials."""
+    """Join a study in the storage and run its queued trials (--gpus: one worker process per GPU)."""
+    if args.gpus:
+        extra = [*(["--device", args.device] if args.device else []), *(["--quiet"] if args.quiet else [])]
+        return supervise(spawn_workers(args.storage, args.study, args.gpus, wait=args.wait, extra=extra))
     study = open_study_for_worker(args.storage, args.study)
     base = TrialSpec.from_dict(study_settings(study)["base"])
     if args.device:
         base = base.with_params(device=args.device)
     _pick_device(base.device)
-    _run_study(study, base, quiet=args.quiet)
+    stop, flagged = [False], stop_poller(study)  # Ctrl-C here, or `lorascope stop` from any machine
+    serve(lambda: _run_study(study, base, quiet=args.quiet, stop=stop) if pending_count(study) else 0,
+          wait=args.wait, stopped=lambda: stop[0] or flagged(), study=args.study)
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Set the stop flag of a study (every rank of a search); workers anywhere stop within seconds."""
+    names = request_stop(args.storage, args.study)
+    print(f"stop requested for {', '.join(names)}: workers stop after their current step")
     return 0
 
 
@@ -185,21 +202,23 @@ def _pick_device(name: str) -> None:
     pick_device(name)
 
 
-def _run_study(study, base: TrialSpec, *, quiet: bool) -> None:
+def _run_study(study, base: TrialSpec, *, quiet: bool, stop: list[bool] | None = None) -> int:
     pending = pending_count(study)
     if not pending:
         print(f"study {study.study_name!r}: every trial has already run", file=sys.stderr)
-        return
+        return 0
     print(f"study {study.study_name!r}: {pending} trial(s) to run", file=sys.stderr)
     run = run_rank_search if study_settings(study).get("kind") == "search" else run_pending
-    with _progress(pending * base.steps, quiet=quiet) as (progress, stop):
+    flagged = stop_poller(study)
+    with _progress(pending * base.steps, quiet=quiet, stop=stop) as (progress, stop):
         run(study, base, on_record=progress.on_record, on_trial_end=progress.on_trial_end,
-            stop_requested=lambda: stop[0])
+            stop_requested=lambda: stop[0] or flagged())
+    return pending
 
 
 @contextlib.contextmanager
-def _progress(total_steps: int, *, quiet: bool):
-    stop = [False]
+def _progress(total_steps: int, *, quiet: bool, stop: list[bool] | None = None):
+    stop = [False] if stop is None else stop
     install_stop_handlers(stop)
     progress = SweepProgress(total_steps, enabled=not quiet)
     try:

@@ -15,7 +15,9 @@ from core.specs import SpecError
 from tuning.attrs import SETTINGS_ATTR  # noqa: F401 - re-exported
 from tuning.queue import heartbeat_grace_seconds, heartbeat_seconds, retry_stale
 
-DEFAULT_STORAGE = "sqlite:///runs/lorascope.db"
+STORAGE_ENV = "LORASCOPE_STORAGE"  # a storage URL kept off command lines (it may hold a password)
+DEFAULT_STORAGE = "sqlite:///runs/lorascope.db"  # unless $LORASCOPE_STORAGE names another (app.cli_args)
+JOURNAL_PREFIX = "journal:///"  # journal:///PATH, relative like sqlite:///PATH; journal:////abs/PATH
 
 # Failed trials are reported by lorascope itself, without Optuna's traceback.
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -61,7 +63,7 @@ def open_storage(url: str = DEFAULT_STORAGE) -> BaseStorage:
     key = (url, os.getpid())  # a forked child opens its own connections
     with _opening:
         if key not in _opened:
-            _opened[key] = _CachedStorage(_open_rdb(url))
+            _opened[key] = open_journal(url) if url.startswith("journal:") else _CachedStorage(_open_rdb(url))
         return _opened[key]
 
 
@@ -80,17 +82,39 @@ def _open_rdb(url: str) -> RDBStorage:
         except OSError as err:
             raise SpecError(f"cannot create the folder for storage {redact_url(url)}: {err.strerror}") from None
         engine_kwargs = {"connect_args": {"timeout": 60}}
+    def connect() -> RDBStorage:
+        return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds(),
+                          grace_period=heartbeat_grace_seconds(), heartbeat_stale_trial_callback=retry_stale)
+
     try:
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_seconds(),
-            grace_period=heartbeat_grace_seconds(),
-            heartbeat_stale_trial_callback=retry_stale,
-        )
+        try:
+            return connect()
+        except Exception as err:  # noqa: BLE001
+            # Several processes creating Optuna's tables in one empty database at once: one wins
+            # ("already exists"); the others find the tables on a second try.
+            if "already exists" not in str(err) and "DuplicateTable" not in type(err).__name__ + str(err):
+                raise
+            return connect()
+    except ImportError as err:  # Optuna's message does not say which driver is missing
+        raise SpecError(f"cannot open storage {redact_url(url)}: database driver missing ({err.__cause__ or err}): "
+                        f"pip install 'lorascope[postgres]' for postgresql://, mysqlclient for mysql://") from None
     except Exception as err:  # noqa: BLE001 - SQLAlchemy/driver errors vary by backend
         raise SpecError(f"cannot open storage {redact_url(url)}: "
                         f"{redact_text(str(err).splitlines()[0], url)}") from None
+
+
+def open_journal(url: str) -> BaseStorage:
+    """Open (creating if needed) the Optuna journal file at ``journal:///PATH`` (no database server)."""
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    path = url.removeprefix(JOURNAL_PREFIX)
+    if not url.startswith(JOURNAL_PREFIX) or not path:
+        raise SpecError(f"storage {url!r} is not a journal URL: use journal:///PATH (journal:////PATH if absolute)")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(path))
+    except OSError as err:
+        raise SpecError(f"cannot open journal storage {path}: {err.strerror}") from None
 
 
 def study_names(url: str) -> list[str]:
