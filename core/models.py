@@ -1,15 +1,20 @@
-"""Base causal LMs: the built-in tiny LM, local folders or hub ids, and target-module discovery."""
+"""Base causal LMs: the built-in tiny LM, local folders or hub ids, and target-module discovery.
+
+Torch is imported inside the loaders, so resolving a model path (core.tasks.check_sources) stays
+light enough for the CLI's up-front checks.
+"""
 
 from __future__ import annotations
 
 import os
 import warnings
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from core.specs import SpecError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 TINY_LM = Path(__file__).resolve().parent.parent / "assets" / "tiny-lm"
 _NOT_ADAPTED = ("lm_head", "embed_out", "output_layer", "score", "classifier")
@@ -34,6 +39,7 @@ def resolve_model_path(model: str | None) -> str:
 
 def load_model_and_tokenizer(model: str | None, *, trust_remote_code: bool = False):
     """Load (model, tokenizer) in fp32; raise SpecError with the reason when loading fails."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -61,6 +67,7 @@ def load_model_and_tokenizer(model: str | None, *, trust_remote_code: bool = Fal
 
 def discover_target_modules(model: nn.Module) -> list[str]:
     """Names (last path component) of every linear layer in attention and MLP blocks."""
+    from torch import nn
     from transformers.pytorch_utils import Conv1D
 
     names = set()

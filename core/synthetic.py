@@ -9,46 +9,17 @@ zero adapter scores 1.0 and, by Eckart-Young, no rank-r adapter scores below
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
 
-from core.adapters import attach_lora, lora_config
+from core.packed_lora import install_packed_layers
+from core.spectra import Spectrum, svd_floor
 from core.specs import SpecError, TrialSpec
 from core.workload import Batch, Workload
 
 TARGET_SEED = 1234  # one fixed target per task, whatever the trial's seed, so trials compare
 NOISE_FRACTION = 0.01  # training-target noise energy, as a fraction of the delta's energy
-
-
-@dataclass(frozen=True)
-class Spectrum:
-    """How the target delta's singular values are laid out."""
-
-    name: str
-    description: str
-    values: tuple[float, float]  # largest and smallest singular value
-    true_rank: int | None  # None: full width
-    decay: str  # "geometric" or "linear"
-
-    def singular_values(self, dim: int) -> np.ndarray:
-        """Return the target's singular values for a ``dim`` x ``dim`` map (descending)."""
-        k = min(self.true_rank or dim, dim)
-        hi, lo = self.values
-        head = np.geomspace(hi, lo, k) if self.decay == "geometric" else np.linspace(hi, lo, k)
-        return np.concatenate([head, np.zeros(dim - k)])
-
-
-SPECTRA = {
-    "synthetic-style": Spectrum(
-        "synthetic-style", "frozen linear map; learn a rank-4 delta (singular values 5 to 0.5): "
-        "saturates at low rank", (5.0, 0.5), 4, "geometric"),
-    "synthetic-facts": Spectrum(
-        "synthetic-facts", "frozen linear map; learn a full-width delta (singular values 3 to 0.5): "
-        "needs high rank, which only a rank-stabilized scale can use", (3.0, 0.5), None, "linear"),
-}
 
 
 class FrozenLinear(nn.Module):
@@ -65,12 +36,6 @@ class FrozenLinear(nn.Module):
         return self.proj(x)
 
 
-def svd_floor(singular_values: np.ndarray, rank: int) -> float:
-    """Eckart-Young: the relative squared error of the best rank-``rank`` approximation."""
-    energy = singular_values**2
-    return float(energy[rank:].sum() / energy.sum())
-
-
 def make_target(spectrum: Spectrum, dim: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """Return (W0, D, singular values) for ``spectrum``, fixed by TARGET_SEED."""
     gen = torch.Generator().manual_seed(TARGET_SEED)
@@ -83,11 +48,9 @@ def make_target(spectrum: Spectrum, dim: int) -> tuple[torch.Tensor, torch.Tenso
 
 
 class SyntheticWorkload(Workload):
-    """A synthetic task made ready for one trial."""
+    """A synthetic task made ready for packs sharing ``spec``'s seed, batch size and steps."""
 
     def __init__(self, spectrum: Spectrum, spec: TrialSpec, device: torch.device, dim: int = 256):
-        if spec.rank > dim:
-            raise SpecError(f"rank {spec.rank} exceeds the synthetic map's width {dim}: use rank <= {dim}")
         self.dim = dim
         self.device = device
         self.spec = spec
@@ -95,12 +58,17 @@ class SyntheticWorkload(Workload):
         self.target = (base + delta).to(device)
         self.energy = float((delta.double() ** 2).sum())  # ||D||_F^2 = E||D x||^2 for x ~ N(0, I)
         self.noise_std = (NOISE_FRACTION * self.energy / dim) ** 0.5
-        torch.manual_seed(spec.seed)  # adapter init
-        config = lora_config(rank=spec.rank, alpha=spec.alpha, rule=spec.rule,
-                             target_modules=["proj"], lora_dropout=spec.lora_dropout)
-        self.model = attach_lora(FrozenLinear(base), config).to(device)
+        self.model = FrozenLinear(base).to(device)
+        self.layers = install_packed_layers(self.model, ["proj"])
         self.data_gen = torch.Generator().manual_seed(spec.seed + 1)
         self.eval_gen = torch.Generator().manual_seed(spec.seed + 2)
+
+    def attach(self, settings):
+        for s in settings:
+            if s.rank > self.dim:
+                raise SpecError(f"rank {s.rank} exceeds the synthetic map's width {self.dim}: "
+                                f"use rank <= {self.dim}")
+        return super().attach(settings)
 
     def train_batch(self, step: int) -> Batch:
         x = torch.randn(self.spec.batch_size, self.dim, generator=self.data_gen)
@@ -109,21 +77,23 @@ class SyntheticWorkload(Workload):
         y = x @ self.target.T + noise.to(self.device)
         return Batch({"x": x, "y": y}, tokens=self.spec.batch_size)
 
-    def loss(self, batch: Batch) -> torch.Tensor:
-        pred = self.model(batch.inputs["x"]).float()
-        return ((pred - batch.inputs["y"]) ** 2).sum(dim=1).mean() / self.energy
+    def _losses(self, x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
+        pred = self.model(x.repeat(n, 1)).float().view(n, *x.shape)  # (n, B, dim)
+        return ((pred - y) ** 2).sum(dim=2).mean(dim=1) / self.energy
+
+    def losses(self, batch: Batch, n: int) -> torch.Tensor:
+        return self._losses(batch.inputs["x"], batch.inputs["y"], n)
 
     @torch.no_grad()
-    def evaluate(self) -> float:
+    def evaluate(self, n: int) -> torch.Tensor:
         # Fresh inputs forming a scaled random orthonormal basis: the mean squared error over
         # them equals ||W_eff - W0 - D||_F^2 exactly, i.e. the expected loss on clean targets.
         q, _ = torch.linalg.qr(torch.randn(self.dim, self.dim, generator=self.eval_gen))
         x = (q * self.dim**0.5).to(self.device)
-        pred = self.model(x).float()
-        return float(((pred - x @ self.target.T) ** 2).sum(dim=1).mean() / self.energy)
+        return self._losses(x, x @ self.target.T, n)
 
-    def svd_floor(self) -> float:
-        return svd_floor(self.singular_values, self.spec.rank)
+    def svd_floor(self, rank: int) -> float:
+        return svd_floor(self.singular_values, rank)
 
     def describe(self) -> dict:
         return {"target_modules": ["proj"], "dim": self.dim}

@@ -68,10 +68,10 @@ def test_stop_request_ends_trial_cleanly():
 def test_out_of_memory_becomes_an_outcome(monkeypatch):
     from core import synthetic
 
-    def boom(self, batch):
+    def boom(self, batch, n):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(synthetic.SyntheticWorkload, "loss", boom)
+    monkeypatch.setattr(synthetic.SyntheticWorkload, "losses", boom)
     outcome = run_trial(TrialSpec(task="synthetic-style", rank=4, steps=3, device="cpu"))
     assert outcome.status == "oom"
     assert "out of memory" in outcome.error and "--batch-size" in outcome.error
