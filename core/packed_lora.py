@@ -43,9 +43,12 @@ class Pack:
     each handled by one batched matmul.
     """
 
-    def __init__(self, settings: list[AdapterSetting], device: torch.device) -> None:
+    def __init__(self, settings: list[AdapterSetting], device: torch.device, shared_input: bool = False) -> None:
         self.settings = settings
         self.device = device
+        # True: the layers receive the batch once (not K times), as when the input is the same for
+        # every config; the base then runs once and all A's are applied in one matmul.
+        self.shared_input = shared_input
         self.set_active(range(len(settings)))
 
     def set_active(self, configs) -> None:
@@ -89,11 +92,15 @@ class PackedLoRALinear(nn.Module):
         return self.pack.settings[k].gamma
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.base(x)
         pack = self.pack
         if pack is None or not pack.active:
-            return y
+            return self.base(x)
         n = len(pack.active)
+        if pack.shared_input:
+            if not (self.training and any(pack.dropouts)):
+                return self._forward_shared(x, pack)
+            x = x.repeat(n, *[1] * (x.dim() - 1))  # each config draws its own dropout mask
+        y = self.base(x)
         xs = x.reshape(n, -1, x.shape[-1]).to(self.lora_A[0].dtype)  # (n, rows*T, in)
         if self.training and any(pack.dropouts):
             xs = torch.stack([F.dropout(xs[i], p, training=True) for i, p in enumerate(pack.dropouts)])
@@ -110,6 +117,28 @@ class PackedLoRALinear(nn.Module):
             deltas.append(h * scales.to(h.dtype))
         delta = deltas[0] if len(deltas) == 1 else torch.cat(deltas)
         return y + delta.reshape(y.shape)
+
+
+    def _forward_shared(self, x: torch.Tensor, pack: Pack) -> torch.Tensor:
+        """``x`` is every config's input: base once, one matmul against all A's, then each B."""
+        y = self.base(x)
+        h = F.linear(x.to(self.lora_A[0].dtype), torch.cat([self.lora_A[k] for k in pack.active]))  # (..., sum r)
+        h = h.reshape(-1, h.shape[-1])  # (rows*T, sum r)
+        deltas, offset = [], 0
+        for start, stop, ks, scales in pack.groups:
+            rank = self.pack.settings[ks[0]].rank
+            hg = h[:, offset:offset + rank * len(ks)]
+            offset += rank * len(ks)
+            if len(ks) == 1:
+                deltas.append((F.linear(hg, self.lora_B[ks[0]]) * self.scaling(ks[0])).unsqueeze(0))
+                continue
+            hg = hg.reshape(-1, len(ks), rank).transpose(0, 1)  # (g, rows*T, r)
+            b = torch.stack([self.lora_B[k] for k in ks])  # (g, out, r)
+            out = torch.bmm(hg, b.transpose(1, 2))
+            deltas.append(out * scales.to(out.dtype))
+        delta = deltas[0] if len(deltas) == 1 else torch.cat(deltas)  # (n, rows*T, out)
+        out = y.reshape(1, -1, y.shape[-1]) + delta
+        return out.reshape(len(pack.active) * y.shape[0], *y.shape[1:])
 
 
 def install_packed_layers(model: nn.Module, targets: list[str]) -> list[tuple[str, PackedLoRALinear]]:
@@ -154,9 +183,10 @@ def peft_init(layers: list[PackedLoRALinear], rank: int, seed: int) -> list[tupl
     return out
 
 
-def attach_pack(layers: list[PackedLoRALinear], settings: list[AdapterSetting], device: torch.device) -> Pack:
+def attach_pack(layers: list[PackedLoRALinear], settings: list[AdapterSetting], device: torch.device,
+                shared_input: bool = False) -> Pack:
     """Give every layer fresh PEFT-initialised adapters for ``settings``; return the pack."""
-    pack = Pack(settings, device)
+    pack = Pack(settings, device, shared_input)
     per_config = [peft_init(layers, s.rank, s.seed) for s in settings]  # [k][layer] -> (A, B)
     for i, layer in enumerate(layers):
         layer.attach(pack, [(a.to(device), b.to(device)) for a, b in (w[i] for w in per_config)])

@@ -50,6 +50,8 @@ def make_target(spectrum: Spectrum, dim: int) -> tuple[torch.Tensor, torch.Tenso
 class SyntheticWorkload(Workload):
     """A synthetic task made ready for packs sharing ``spec``'s seed, batch size and steps."""
 
+    shared_input = True  # the one adapted layer sees the raw batch: the base map runs once per step
+
     def __init__(self, spectrum: Spectrum, spec: TrialSpec, device: torch.device, dim: int = 256):
         self.dim = dim
         self.device = device
@@ -78,7 +80,7 @@ class SyntheticWorkload(Workload):
         return Batch({"x": x, "y": y}, tokens=self.spec.batch_size)
 
     def _losses(self, x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
-        pred = self.model(x.repeat(n, 1)).float().view(n, *x.shape)  # (n, B, dim)
+        pred = self.model(x).float().view(n, *x.shape)  # (n, B, dim): the pack's layer fans x out
         return ((pred - y) ** 2).sum(dim=2).mean(dim=1) / self.energy
 
     def losses(self, batch: Batch, n: int) -> torch.Tensor:

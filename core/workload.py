@@ -34,9 +34,12 @@ class Workload(abc.ABC):
     layers: list[tuple[str, PackedLoRALinear]]
     device: torch.device
 
+    #: True when the model's input reaches the packed layers unchanged, so it is passed once, not K times
+    shared_input: bool = False
+
     def attach(self, settings: list[AdapterSetting]) -> Pack:
         """Give every packed layer fresh adapters for ``settings`` (PEFT's init per config)."""
-        return attach_pack([layer for _, layer in self.layers], settings, self.device)
+        return attach_pack([layer for _, layer in self.layers], settings, self.device, self.shared_input)
 
     def detach(self) -> None:
         """Drop the pack's adapters; the base model stays for the next pack."""
