@@ -101,7 +101,7 @@ class PackedLoRALinear(nn.Module):
                 return self._forward_shared(x, pack)
             x = x.repeat(n, *[1] * (x.dim() - 1))  # each config draws its own dropout mask
         y = self.base(x)
-        xs = x.reshape(n, -1, x.shape[-1]).to(self.lora_A[0].dtype)  # (n, rows*T, in)
+        xs = _adapter_input(x).reshape(n, -1, x.shape[-1])  # (n, rows*T, in)
         if self.training and any(pack.dropouts):
             xs = torch.stack([F.dropout(xs[i], p, training=True) for i, p in enumerate(pack.dropouts)])
         deltas = []
@@ -118,15 +118,14 @@ class PackedLoRALinear(nn.Module):
         delta = deltas[0] if len(deltas) == 1 else torch.cat(deltas)
         return y + delta.reshape(y.shape)
 
-
     def _forward_shared(self, x: torch.Tensor, pack: Pack) -> torch.Tensor:
         """``x`` is every config's input: base once, one matmul against all A's, then each B."""
         y = self.base(x)
-        h = F.linear(x.to(self.lora_A[0].dtype), torch.cat([self.lora_A[k] for k in pack.active]))  # (..., sum r)
+        h = F.linear(_adapter_input(x), torch.cat([self.lora_A[k] for k in pack.active]))  # (..., sum r)
         h = h.reshape(-1, h.shape[-1])  # (rows*T, sum r)
         deltas, offset = [], 0
         for start, stop, ks, scales in pack.groups:
-            rank = self.pack.settings[ks[0]].rank
+            rank = pack.settings[ks[0]].rank
             hg = h[:, offset:offset + rank * len(ks)]
             offset += rank * len(ks)
             if len(ks) == 1:
@@ -139,6 +138,12 @@ class PackedLoRALinear(nn.Module):
         delta = deltas[0] if len(deltas) == 1 else torch.cat(deltas)  # (n, rows*T, out)
         out = y.reshape(1, -1, y.shape[-1]) + delta
         return out.reshape(len(pack.active) * y.shape[0], *y.shape[1:])
+
+
+def _adapter_input(x: torch.Tensor) -> torch.Tensor:
+    """The adapters' input: fp32 like the adapters (as PEFT casts it), except under autocast,
+    where the matmuls run in bf16 anyway and an fp32 copy of K*B rows would only cost memory."""
+    return x if torch.is_autocast_enabled(x.device.type) else x.float()
 
 
 def install_packed_layers(model: nn.Module, targets: list[str]) -> list[tuple[str, PackedLoRALinear]]:

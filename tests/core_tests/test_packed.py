@@ -157,6 +157,17 @@ def test_a_stop_request_ends_only_that_config():
         _assert_same_weights(outcomes[k].adapter, reference[k].adapter)
 
 
+def test_dropout_in_one_config_leaves_the_others_unchanged():
+    specs = _grid("synthetic-facts", 4, 16, (4, 16, 64))
+    noisy = specs[1].with_params(lora_dropout=0.5)
+    packed, curves = _run([specs[0], noisy, specs[2]])
+    alone, alone_curves = _run([specs[0], specs[2]])
+    assert [o.status for o in packed] == ["completed"] * 3
+    assert all(math.isfinite(r["loss"]) for r in curves[1])
+    _assert_same_run(curves[0], alone_curves[0])
+    _assert_same_run(curves[2], alone_curves[1])
+
+
 def test_an_out_of_memory_pack_is_split_and_retried(monkeypatch):
     real = synthetic.SyntheticWorkload.losses
     sizes = []
