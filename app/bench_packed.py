@@ -47,7 +47,7 @@ class PackedCase:
     lr: float = 1e-3
     model_size: str | None = None  # None: the task's own model; else a MODEL_SIZES key
     target_speedup: float | None = None
-    sequential_every: int = 1  # run every n-th config sequentially and scale its time by n
+    sequential_every: int = 1  # run 1 in n configs sequentially and scale their time by n
 
     def specs(self, device: str, model: str | None) -> list[TrialSpec]:
         """The case's grid: ranks x both rules x alphas."""
@@ -92,7 +92,8 @@ def random_llama(size: str, folder: Path, seed: int = 0) -> str:
 def compare(case: PackedCase, device: str, model: str | None) -> dict[str, Any]:
     """Sequential (model reloaded per trial) vs packed on ``case``'s grid: time, speed, memory, deviation."""
     specs = case.specs(device, model)
-    sequential_idx = list(range(0, len(specs), case.sequential_every))
+    # every n-th config, shifted per rank block so that the sample holds every rank, rule and alpha
+    sequential_idx = [k for k in range(len(specs)) if (k + k // len(case.ranks)) % case.sequential_every == 0]
     run_pack([s.with_params(steps=2, eval_every=2) for s in specs[:2]])  # warm-up: kernels, allocator
     seq = _timed(lambda: [_fresh_trial(specs[k]) for k in sequential_idx], device)
     clear_base_cache()
