@@ -1,4 +1,4 @@
-"""`lorascope bench`: throughput of the trial trainer and the steps median pruning saves.
+"""`lorascope bench`: trainer throughput, packed vs sequential trials, and the steps median pruning saves.
 
 Speed targets live here, never in unit tests. Results are written as JSON.
 """
@@ -14,11 +14,10 @@ from typing import Any
 import torch
 
 from core.devices import pick_device
-from core.specs import TrialSpec
+from core.specs import SpecError, TrialSpec
 from core.trainer import run_trial
-from tuning.fit import fit_report
-from tuning.results import collect_records
-from tuning.search import SearchSpec, run_search
+
+SECTIONS = ("throughput", "pruning", "packed")
 
 THROUGHPUT_CASES = [("synthetic-facts", 256, 300, 64), ("tiny-facts", 16, 50, 16), ("tiny-facts", 64, 50, 16)]
 
@@ -40,6 +39,10 @@ def throughput(device: str) -> list[dict[str, Any]]:
 
 def pruning_savings(device: str, *, trials: int = 12, rank: int = 16, steps: int = 200) -> dict[str, Any]:
     """Grid alpha search at one rank with and without median pruning: alpha*, steps run, steps saved."""
+    from tuning.fit import fit_report
+    from tuning.results import collect_records
+    from tuning.search import SearchSpec, run_search
+
     base = TrialSpec(task="synthetic-facts", steps=steps, batch_size=64, eval_every=20, device=device)
     out: dict[str, Any] = {"task": base.task, "rank": rank, "trials": trials, "steps_per_trial": steps}
     with tempfile.TemporaryDirectory() as folder:
@@ -64,9 +67,24 @@ def pruning_savings(device: str, *, trials: int = 12, rank: int = 16, steps: int
     return out
 
 
-def run_bench(device: str = "auto") -> dict[str, Any]:
-    """The whole benchmark as a JSON-friendly dict."""
+def run_bench(device: str = "auto", sections: tuple[str, ...] = SECTIONS,
+              packed_model_size: str | None = None) -> dict[str, Any]:
+    """The benchmark's chosen ``sections`` as a JSON-friendly dict."""
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise SpecError(f"unknown bench section {sorted(unknown)[0]!r}: use {', '.join(SECTIONS)}")
+    if "packed" in sections:
+        from app.bench_packed import check_model_size, packed_section
+
+        check_model_size(packed_model_size)
     resolved = str(pick_device(device))
-    return {"machine": {"python": platform.python_version(), "torch": torch.__version__, "device": resolved,
-                        "cpu_threads": torch.get_num_threads(), "platform": platform.platform()},
-            "throughput": throughput(resolved), "pruning": pruning_savings(resolved)}
+    out: dict[str, Any] = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
+                                       "device": resolved, "cpu_threads": torch.get_num_threads(),
+                                       "platform": platform.platform()}}
+    if "throughput" in sections:
+        out["throughput"] = throughput(resolved)
+    if "pruning" in sections:
+        out["pruning"] = pruning_savings(resolved)
+    if "packed" in sections:
+        out["packed"] = packed_section(resolved, model_size=packed_model_size)
+    return out

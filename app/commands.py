@@ -162,11 +162,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     _pick_device(args.device)
     from app.bench import run_bench
 
-    result = run_bench(args.device)
+    result = run_bench(args.device, tuple(filter(None, args.sections.split(","))), args.packed_model_size)
     write_json(result, args.json)
-    for row in result["throughput"]:
+    for row in result.get("throughput", []):
         print(f"{row['task']:<16} r={row['rank']:<4} {row['rule']:<8} {row['steps_per_s']:>8.1f} steps/s "
               f"{row['tokens_per_s']:>10.0f} tokens/s")
+    if "packed" in result:
+        from app.bench_packed import summary_lines
+
+        print("\n".join(summary_lines(result["packed"])))
+    if "pruning" not in result:
+        return 0
     pruning = result["pruning"]
     print(f"median pruning: alpha* {pruning['median']['alpha_star']:.4g} vs {pruning['none']['alpha_star']:.4g} "
           f"unpruned (within one grid step: {pruning['alpha_star_within_one_grid_step']}); "

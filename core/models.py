@@ -1,4 +1,8 @@
-"""Base causal LMs: the built-in tiny LM, local folders or hub ids, and target-module discovery."""
+"""Base causal LMs: the built-in tiny LM, local folders or hub ids, and target-module discovery.
+
+Torch is imported inside the loaders, so resolving a model path (core.tasks.check_sources) stays
+light enough for the CLI's up-front checks.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from core.specs import SpecError
 
-if TYPE_CHECKING:  # torch only where models load: resolve_model_path stays light for the UI
+if TYPE_CHECKING:
     from torch import nn
 
 TINY_LM = Path(__file__).resolve().parent.parent / "assets" / "tiny-lm"

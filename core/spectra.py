@@ -1,4 +1,4 @@
-"""The target spectra of the synthetic tasks (torch-free, so task listings stay light)."""
+"""The synthetic tasks' target spectra: how the delta's singular values are laid out (no torch)."""
 
 from __future__ import annotations
 
@@ -33,3 +33,9 @@ SPECTRA = {
         "synthetic-facts", "frozen linear map; learn a full-width delta (singular values 3 to 0.5): "
         "needs high rank, which only a rank-stabilized scale can use", (3.0, 0.5), None, "linear"),
 }
+
+
+def svd_floor(singular_values: np.ndarray, rank: int) -> float:
+    """Eckart-Young: the relative squared error of the best rank-``rank`` approximation."""
+    energy = singular_values**2
+    return float(energy[rank:].sum() / energy.sum())

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.adapters import attach_lora, lora_config
-from core.spectra import SPECTRA, Spectrum  # noqa: F401 - torch-free, re-exported
+from core.packed_lora import install_packed_layers
+from core.spectra import Spectrum, svd_floor
 from core.specs import SpecError, TrialSpec
 from core.workload import Batch, Workload
 
@@ -36,12 +36,6 @@ class FrozenLinear(nn.Module):
         return self.proj(x)
 
 
-def svd_floor(singular_values: np.ndarray, rank: int) -> float:
-    """Eckart-Young: the relative squared error of the best rank-``rank`` approximation."""
-    energy = singular_values**2
-    return float(energy[rank:].sum() / energy.sum())
-
-
 def make_target(spectrum: Spectrum, dim: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """Return (W0, D, singular values) for ``spectrum``, fixed by TARGET_SEED."""
     gen = torch.Generator().manual_seed(TARGET_SEED)
@@ -54,11 +48,11 @@ def make_target(spectrum: Spectrum, dim: int) -> tuple[torch.Tensor, torch.Tenso
 
 
 class SyntheticWorkload(Workload):
-    """A synthetic task made ready for one trial."""
+    """A synthetic task made ready for packs sharing ``spec``'s seed, batch size and steps."""
+
+    shared_input = True  # the one adapted layer sees the raw batch: the base map runs once per step
 
     def __init__(self, spectrum: Spectrum, spec: TrialSpec, device: torch.device, dim: int = 256):
-        if spec.rank > dim:
-            raise SpecError(f"rank {spec.rank} exceeds the synthetic map's width {dim}: use rank <= {dim}")
         self.dim = dim
         self.device = device
         self.spec = spec
@@ -66,12 +60,17 @@ class SyntheticWorkload(Workload):
         self.target = (base + delta).to(device)
         self.energy = float((delta.double() ** 2).sum())  # ||D||_F^2 = E||D x||^2 for x ~ N(0, I)
         self.noise_std = (NOISE_FRACTION * self.energy / dim) ** 0.5
-        torch.manual_seed(spec.seed)  # adapter init
-        config = lora_config(rank=spec.rank, alpha=spec.alpha, rule=spec.rule,
-                             target_modules=["proj"], lora_dropout=spec.lora_dropout)
-        self.model = attach_lora(FrozenLinear(base), config).to(device)
+        self.model = FrozenLinear(base).to(device)
+        self.layers = install_packed_layers(self.model, ["proj"])
         self.data_gen = torch.Generator().manual_seed(spec.seed + 1)
         self.eval_gen = torch.Generator().manual_seed(spec.seed + 2)
+
+    def attach(self, settings):
+        for s in settings:
+            if s.rank > self.dim:
+                raise SpecError(f"rank {s.rank} exceeds the synthetic map's width {self.dim}: "
+                                f"use rank <= {self.dim}")
+        return super().attach(settings)
 
     def train_batch(self, step: int) -> Batch:
         x = torch.randn(self.spec.batch_size, self.dim, generator=self.data_gen)
@@ -80,21 +79,23 @@ class SyntheticWorkload(Workload):
         y = x @ self.target.T + noise.to(self.device)
         return Batch({"x": x, "y": y}, tokens=self.spec.batch_size)
 
-    def loss(self, batch: Batch) -> torch.Tensor:
-        pred = self.model(batch.inputs["x"]).float()
-        return ((pred - batch.inputs["y"]) ** 2).sum(dim=1).mean() / self.energy
+    def _losses(self, x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
+        pred = self.model(x).float().view(n, *x.shape)  # (n, B, dim): the pack's layer fans x out
+        return ((pred - y) ** 2).sum(dim=2).mean(dim=1) / self.energy
+
+    def losses(self, batch: Batch, n: int) -> torch.Tensor:
+        return self._losses(batch.inputs["x"], batch.inputs["y"], n)
 
     @torch.no_grad()
-    def evaluate(self) -> float:
+    def evaluate(self, n: int) -> torch.Tensor:
         # Fresh inputs forming a scaled random orthonormal basis: the mean squared error over
         # them equals ||W_eff - W0 - D||_F^2 exactly, i.e. the expected loss on clean targets.
         q, _ = torch.linalg.qr(torch.randn(self.dim, self.dim, generator=self.eval_gen))
         x = (q * self.dim**0.5).to(self.device)
-        pred = self.model(x).float()
-        return float(((pred - x @ self.target.T) ** 2).sum(dim=1).mean() / self.energy)
+        return self._losses(x, x @ self.target.T, n)
 
-    def svd_floor(self) -> float:
-        return svd_floor(self.singular_values, self.spec.rank)
+    def svd_floor(self, rank: int) -> float:
+        return svd_floor(self.singular_values, rank)
 
     def describe(self) -> dict:
         return {"target_modules": ["proj"], "dim": self.dim}

@@ -1,20 +1,14 @@
-"""Built-in tasks and the factory that turns a trial spec into a ready workload."""
+"""Built-in tasks, their defaults and up-front source checks (no torch: the CLI imports this)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from core.builtin_text import fact_examples, style_examples
 from core.data import Example, load_examples, split_examples
 from core.spectra import SPECTRA
 from core.specs import SpecError, TrialSpec
-
-if TYPE_CHECKING:  # torch only where training happens: `lorascope tasks` and the UI stay light
-    import torch
-
-    from core.workload import Workload
 
 
 @dataclass(frozen=True)
@@ -42,7 +36,7 @@ TASKS: dict[str, TaskInfo] = {
                            batch_size=16, steps=200, lr=1e-3),
 }
 
-_TEXT_DATA: dict[str, Callable[[], tuple[list[Example], list[Example]]]] = {
+TEXT_DATA: dict[str, Callable[[], tuple[list[Example], list[Example]]]] = {
     "tiny-facts": lambda: (fact_examples(), fact_examples()),
     "tiny-style": lambda: split_examples(style_examples()),
 }
@@ -56,22 +50,8 @@ def get_task(name: str) -> TaskInfo:
         raise SpecError(f"unknown task {name!r}: use one of {', '.join(TASKS)}") from None
 
 
-def build_workload(spec: TrialSpec, device: torch.device) -> Workload:
-    """Make the spec's task, model and data ready for training on ``device``."""
-    from core.synthetic import SyntheticWorkload
-    from core.text_task import TextWorkload
-
-    _check_task_sources(spec)
-    if spec.task:
-        if get_task(spec.task).kind == "synthetic":
-            return SyntheticWorkload(SPECTRA[spec.task], spec, device)
-        train, evals = _TEXT_DATA[spec.task]()
-    else:
-        train, evals = split_examples(load_examples(spec.data))
-    return TextWorkload(spec, device, train, evals)
-
-
-def _check_task_sources(spec: TrialSpec) -> None:
+def check_task_sources(spec: TrialSpec) -> None:
+    """Raise SpecError when a built-in task is combined with sources it does not take."""
     if not spec.task:
         return
     task = get_task(spec.task)
@@ -89,7 +69,7 @@ def check_sources(spec: TrialSpec) -> list[str]:
     from core.models import resolve_model_path
 
     notes: list[str] = []
-    _check_task_sources(spec)
+    check_task_sources(spec)
     if spec.data:
         load_examples(spec.data, notes)
     if not spec.task or get_task(spec.task).kind == "text":

@@ -7,8 +7,9 @@ import torch
 
 from core.scaling import RSLORA, STANDARD, AlphaLaw, get_rule
 from core.specs import TrialSpec
-from core.synthetic import SPECTRA, SyntheticWorkload
-from core.adapters import applied_gamma
+from core.adapters import applied_gamma, attach_lora, lora_config
+from core.packed_lora import AdapterSetting
+from core.synthetic import FrozenLinear
 
 
 @pytest.mark.parametrize("rank", [1, 4, 16, 64, 256])
@@ -56,7 +57,9 @@ def test_alpha_law_rejects_nonpositive_c():
 
 @pytest.mark.parametrize("rule", ["standard", "rslora"])
 @pytest.mark.parametrize("rank", [4, 64])
-def test_peft_applies_the_rule_gamma(rule, rank):
+def test_peft_and_the_packed_layer_apply_the_rule_gamma(rule, rank):
     spec = TrialSpec(task="synthetic-facts", rank=rank, alpha=16.0, rule=rule, device="cpu")
-    workload = SyntheticWorkload(SPECTRA["synthetic-facts"], spec, torch.device("cpu"), dim=64)
-    assert applied_gamma(workload.model) == pytest.approx(get_rule(rule).gamma(16.0, rank), rel=1e-9)
+    config = lora_config(rank=rank, alpha=16.0, rule=rule, target_modules=["proj"])
+    peft_model = attach_lora(FrozenLinear(torch.zeros(64, 64)), config)
+    assert applied_gamma(peft_model) == pytest.approx(get_rule(rule).gamma(16.0, rank), rel=1e-12)
+    assert AdapterSetting.from_spec(spec).gamma == pytest.approx(applied_gamma(peft_model), rel=1e-12)

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from core.specs import TrialSpec
-from core.synthetic import SPECTRA, SyntheticWorkload, make_target, svd_floor
+from core.packed_lora import AdapterSetting
+from core.spectra import SPECTRA, svd_floor
+from core.synthetic import SyntheticWorkload, make_target
 
 
 def test_style_delta_has_true_rank_four():
@@ -41,12 +43,14 @@ def test_floor_is_zero_at_true_rank_and_falls_with_rank():
 
 def _workload(rank=8, dim=64, task="synthetic-facts"):
     spec = TrialSpec(task=task, rank=rank, alpha=16.0, device="cpu", batch_size=32)
-    return SyntheticWorkload(SPECTRA[task], spec, torch.device("cpu"), dim=dim)
+    workload = SyntheticWorkload(SPECTRA[task], spec, torch.device("cpu"), dim=dim)
+    workload.attach([AdapterSetting.from_spec(spec)])
+    return workload
 
 
 def test_untrained_adapter_scores_one():
     # B starts at zero, so the model is the frozen base and misses the whole delta
-    assert _workload().evaluate() == pytest.approx(1.0, rel=1e-4)
+    assert float(_workload().evaluate(1)[0]) == pytest.approx(1.0, rel=1e-4)
 
 
 def test_eval_equals_relative_frobenius_error_exactly():
@@ -58,7 +62,7 @@ def test_eval_equals_relative_frobenius_error_exactly():
     with torch.no_grad():
         w_eff = workload.model(torch.eye(64)).T  # columns are the images of the basis vectors
     expected = float(((w_eff - workload.target) ** 2).sum() / workload.energy)
-    assert workload.evaluate() == pytest.approx(expected, rel=1e-4)
+    assert float(workload.evaluate(1)[0]) == pytest.approx(expected, rel=1e-4)
 
 
 def test_rank_above_width_is_rejected():

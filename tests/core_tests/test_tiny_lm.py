@@ -2,7 +2,6 @@
 
 import pytest
 
-from core.adapters import applied_gamma
 from core.models import TINY_LM, discover_target_modules, load_model_and_tokenizer
 from core.scaling import get_rule
 from core.specs import TrialSpec
@@ -51,10 +50,6 @@ def test_tiny_facts_rslora_grad_norm_flat_in_rank():
     assert 0.8 < ratio < 1.25
 
 
-def test_peft_scaling_on_the_tiny_lm_equals_rule_gamma():
-    from core.tasks import build_workload
-    import torch
-
-    spec = TrialSpec(task="tiny-style", rank=8, alpha=12.0, rule="rslora", device="cpu")
-    workload = build_workload(spec, torch.device("cpu"))
-    assert applied_gamma(workload.model) == pytest.approx(12.0 / 8**0.5, rel=1e-12)
+def test_packed_scaling_on_the_tiny_lm_equals_rule_gamma():
+    spec = TrialSpec(task="tiny-style", rank=8, alpha=12.0, rule="rslora", steps=1, device="cpu")
+    assert run_trial(spec).gamma == pytest.approx(12.0 / 8**0.5, rel=1e-12)
