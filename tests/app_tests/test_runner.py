@@ -11,6 +11,8 @@ import psutil
 import pytest
 
 from app.runner import Runner, list_runs
+from tuning.curves import read_curves
+from tuning.storage import open_storage
 
 
 def _wait(predicate, timeout=60.0):
@@ -30,7 +32,7 @@ def test_worker_writes_to_a_log_and_stop_ends_it_cleanly(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     runner = Runner(url, tmp_path / "runs")
     info = runner.start(SWEEP, "long")
-    assert _wait(lambda: any(t.state.name == "RUNNING" and "curve_00000" in t.user_attrs
+    assert _wait(lambda: any(t.state.name == "RUNNING" and len(read_curves(open_storage(url), [t])[t._trial_id])
                              for t in _trials(url, "long")))
     with pytest.raises(RuntimeError, match="already running"):
         runner.start(SWEEP, "long")

@@ -50,7 +50,8 @@ PLOT_JS = """(elemId) => {
   return {
     yaxis: (el.layout && el.layout.yaxis && el.layout.yaxis.type) || null,
     traces: el.data.map(t => ({kind: t.meta ? t.meta.kind : null, trial: t.meta ? t.meta.trial : null,
-                               study: t.meta ? t.meta.study : null, last_step: last(t.x)})),
+                               study: t.meta ? t.meta.study : null,
+                               last_step: last(t.x && t.x._inputArray ? t.x._inputArray : t.x)})),
   };
 }"""
 
