@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from tuning.queue import heartbeat_grace_seconds, heartbeat_seconds, retry_stale
 
 STORAGE_ENV = "LORASCOPE_STORAGE"  # a storage URL kept off command lines (it may hold a password)
 DEFAULT_STORAGE = "sqlite:///runs/lorascope.db"  # unless $LORASCOPE_STORAGE names another (app.cli_args)
+SCHEMA_RACE_MARKS = ("already exists", "DuplicateTable", "UNIQUE constraint failed", "duplicate key", "Duplicate entry")
 JOURNAL_PREFIX = "journal:///"  # journal:///PATH, relative like sqlite:///PATH; journal:////abs/PATH
 
 # Failed trials are reported by lorascope itself, without Optuna's traceback.
@@ -90,10 +92,11 @@ def _open_rdb(url: str) -> RDBStorage:
         try:
             return connect()
         except Exception as err:  # noqa: BLE001
-            # Several processes creating Optuna's tables in one empty database at once: one wins
-            # ("already exists"); the others find the tables on a second try.
-            if "already exists" not in str(err) and "DuplicateTable" not in type(err).__name__ + str(err):
+            # Several processes creating Optuna's tables in one new database at once: one wins, the
+            # others fail on a table or Alembic's version row that now exists, and find them on a retry.
+            if not any(mark in f"{type(err).__name__} {err}" for mark in SCHEMA_RACE_MARKS):
                 raise
+            time.sleep(0.5)
             return connect()
     except ImportError as err:  # Optuna's message does not say which driver is missing
         raise SpecError(f"cannot open storage {redact_url(url)}: database driver missing ({err.__cause__ or err}): "

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from core import synthetic
 from core.specs import TrialSpec
 from core.trainer import lr_factor, run_trial
 
@@ -49,13 +50,20 @@ def test_same_seed_same_curve():
     assert [r["loss"] for r in first] == [r["loss"] for r in second]
 
 
-def test_nan_loss_ends_trial_as_diverged_with_step():
-    spec = TrialSpec(task="synthetic-facts", rank=8, alpha=1e38, lr=10.0, steps=50, batch_size=16,
-                     device="cpu")
+def test_nan_loss_ends_trial_as_diverged_with_step(monkeypatch):
+    spec = TrialSpec(task="synthetic-facts", rank=8, steps=50, batch_size=16, device="cpu")
+    losses = synthetic.SyntheticWorkload.losses
+    nan_from_step_3 = [0]
+
+    def diverging(self, batch, n):
+        nan_from_step_3[0] += 1
+        return losses(self, batch, n) * (float("nan") if nan_from_step_3[0] > 3 else 1.0)
+
+    monkeypatch.setattr(synthetic.SyntheticWorkload, "losses", diverging)
     outcome = run_trial(spec)
     assert outcome.status == "diverged"
     assert "diverged at step" in outcome.error and "learning rate" in outcome.error
-    assert outcome.info["diverged_step"] < 50
+    assert outcome.info["diverged_step"] == 3
 
 
 def test_stop_request_ends_trial_cleanly():
