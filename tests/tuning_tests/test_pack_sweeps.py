@@ -1,5 +1,6 @@
 """Packed sweeps, searches and workers: K claimed trials train together, each stays its own trial."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from optuna.trial import TrialState
 
 import app.cli
 import app.commands
-from core import synthetic
+from core import factory, synthetic
 from core.specs import PackSpec, TrialSpec
 from tuning.attrs import OUTCOME_ATTR
 from tuning.curves import read_curves
@@ -123,6 +124,18 @@ def test_a_pruned_search_finishes_the_pruners_startup_trials_before_packing_the_
     assert sizes == [3] * 3 + [5] * 5  # median pruning compares with finished trials only
     assert len({t.params["alpha"] for t in trials}) == 8  # the grid's points, none asked twice
     assert any(t.state == TrialState.PRUNED for t in trials)
+
+
+def test_a_worker_process_loads_the_base_model_once_for_all_its_packs(tmp_path, monkeypatch):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Q{i}?", "completion": f" A{i}"}) + "\n" for i in range(20)))
+    loads, load = [], factory.load_model_and_tokenizer
+    monkeypatch.setattr(factory, "load_model_and_tokenizer", lambda *a, **k: loads.append(a) or load(*a, **k))
+    factory.clear_base_cache()
+    base = TrialSpec(data=str(data), steps=2, batch_size=2, eval_every=2, device="cpu", max_length=16)
+    study = prepare_sweep(f"sqlite:///{tmp_path}/s.db", "c", base, SweepGrid((2, 4, 8), ("standard",), (8.0,), (1e-3,)))
+    run_pending(study, base, pack=PackSpec(1))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3 and len(loads) == 1
 
 
 def test_pack_must_be_a_positive_whole_number(tmp_path, monkeypatch, capsys):
