@@ -12,8 +12,8 @@ import sqlalchemy.exc
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from app.cli_args import (STORAGE_ENV, OneLineParser, add_search_flags, add_source_flags,  # noqa: E402
-                          add_study_flags, add_sweep_flags, add_training_flags, fail, list_of)
+from app.cli_args import (STORAGE_ENV, OneLineParser, add_pack_flag, add_search_flags,  # noqa: E402
+                          add_source_flags, add_study_flags, add_sweep_flags, add_training_flags, fail, list_of)
 from core.specs import SpecError, field_help  # noqa: E402
 from tuning.storage import DEFAULT_STORAGE, redact_text, redact_url  # noqa: E402
 
@@ -31,6 +31,7 @@ def build_parser() -> OneLineParser:
     add_source_flags(sweep)
     add_sweep_flags(sweep)
     add_training_flags(sweep)
+    add_pack_flag(sweep)
     add_study_flags(sweep, required=False)
     sweep.add_argument("--json", help="Also write the results JSON to this file.")
     sweep.add_argument("--quiet", action="store_true", help="No progress bar.")
@@ -39,6 +40,7 @@ def build_parser() -> OneLineParser:
     add_source_flags(search)
     add_search_flags(search)
     add_training_flags(search)
+    add_pack_flag(search)
     add_study_flags(search, required=False)
     search.add_argument("--json", help="Also write the fit JSON to this file.")
     search.add_argument("--quiet", action="store_true", help="No progress bar.")
@@ -79,6 +81,7 @@ def build_parser() -> OneLineParser:
     add_study_flags(worker, required=True)
     worker.add_argument("--device", help="Override the study's device on this machine.")
     worker.add_argument("--quiet", action="store_true", help="No progress bar.")
+    add_pack_flag(worker)
     worker.add_argument("--gpus", type=list_of(int, "--gpus"),
                         help="Start one worker process per GPU: comma-separated CUDA device numbers.")
     worker.add_argument("--wait", action="store_true", help="Keep polling for new trials when none is left.")

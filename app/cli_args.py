@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
-from core.specs import SearchSpec, SpecError, SweepGrid, TrialSpec, flag_of, spec_fields
+from core.specs import PackSpec, SearchSpec, SpecError, SweepGrid, TrialSpec, flag_of, spec_fields
 from tuning.storage import DEFAULT_STORAGE, STORAGE_ENV  # noqa: F401 - STORAGE_ENV re-exported
 
 SOURCE_FIELDS = ("task", "model", "data", "trust_remote_code", "target_modules")
@@ -89,6 +89,16 @@ def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
 def add_search_flags(parser: argparse.ArgumentParser) -> None:
     """What an alpha search explores."""
     add_spec_flags(parser, SearchSpec, SEARCH_FIELDS)
+
+
+def add_pack_flag(parser: argparse.ArgumentParser) -> None:
+    """--pack K: how many claimed trials train together (sweep, search, worker)."""
+    add_spec_flags(parser, PackSpec, ("pack",))
+
+
+def pack_spec(args: argparse.Namespace) -> PackSpec:
+    """The validated --pack of a command that trains."""
+    return PackSpec(pack=args.pack)
 
 
 def add_study_flags(parser: argparse.ArgumentParser, *, required: bool) -> None:

@@ -11,9 +11,9 @@ import contextlib
 import sys
 
 from app.cli import install_stop_handlers
-from app.cli_args import base_spec, check_output, search_spec, sweep_grid
+from app.cli_args import base_spec, check_output, pack_spec, search_spec, sweep_grid
 from app.progress import SweepProgress, format_fit, trial_summary
-from core.specs import DEVICES, SpecError, TrialSpec
+from core.specs import DEVICES, PackSpec, SpecError, TrialSpec
 from core.tasks import TASKS, check_sources, task_defaults
 from tuning.export import FORMATS, write_export
 from tuning.fit import fit_report
@@ -42,10 +42,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     defaults = task_defaults(args.task)
     base = base_spec(args, task_defaults=defaults)
     grid = sweep_grid(args, task_defaults=defaults)
+    pack = pack_spec(args)
     _check_before_training(base, args.json)
     study = prepare_sweep(args.storage, args.study or DEFAULT_SWEEP_STUDY, base, grid)
     clear_stop(args.storage, study.study_name)  # starting a run again undoes an earlier `lorascope stop`
-    _run_study(study, base, quiet=args.quiet)
+    _run_study(study, base, quiet=args.quiet, pack=pack)
     if args.json:
         write_json(study_results(study), args.json)
         print(f"results written to {args.json}", file=sys.stderr)
@@ -57,6 +58,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     defaults = task_defaults(args.task)
     base = base_spec(args, task_defaults=defaults)
     search = search_spec(args, task_defaults=defaults)
+    pack = pack_spec(args)
     _check_before_training(base, args.json)
     name = args.study or DEFAULT_SEARCH_STUDY
     studies = open_search(args.storage, name, base, search)
@@ -67,7 +69,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     flagged = stop_poller(studies[0])  # `lorascope stop` flags every rank's study
     with _progress(pending * base.steps, quiet=args.quiet) as (progress, stop):
         run_search(args.storage, name, base, search, studies=studies, on_record=progress.on_record,
-                   on_trial_end=progress.on_trial_end, stop_requested=lambda: stop[0] or flagged())
+                   on_trial_end=progress.on_trial_end, stop_requested=lambda: stop[0] or flagged(), pack=pack)
     try:  # failed trials are recorded results, not bad input: the search itself succeeded
         return _print_fit(args.storage, name, target_rank=None, json_path=args.json)
     except SpecError as err:
@@ -117,8 +119,10 @@ def _print_fit(storage: str, name: str, *, target_rank: int | None, json_path: s
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Join a study in the storage and run its queued trials (--gpus: one worker process per GPU)."""
+    pack = pack_spec(args)
     if args.gpus:
-        extra = [*(["--device", args.device] if args.device else []), *(["--quiet"] if args.quiet else [])]
+        extra = [*(["--device", args.device] if args.device else []), *(["--quiet"] if args.quiet else []),
+                 *(["--pack", str(pack.pack)] if pack.pack else [])]
         return supervise(spawn_workers(args.storage, args.study, args.gpus, wait=args.wait, extra=extra))
     study = open_study_for_worker(args.storage, args.study)
     base = TrialSpec.from_dict(study_settings(study)["base"])
@@ -126,7 +130,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         base = base.with_params(device=args.device)
     _pick_device(base.device)
     stop, flagged = [False], stop_poller(study)  # Ctrl-C here, or `lorascope stop` from any machine
-    serve(lambda: _run_study(study, base, quiet=args.quiet, stop=stop) if pending_count(study) else 0,
+    serve(lambda: _run_study(study, base, quiet=args.quiet, stop=stop, pack=pack) if pending_count(study) else 0,
           wait=args.wait, stopped=lambda: stop[0] or flagged(), study=args.study)
     return 0
 
@@ -208,7 +212,7 @@ def _pick_device(name: str) -> None:
     pick_device(name)
 
 
-def _run_study(study, base: TrialSpec, *, quiet: bool, stop: list[bool] | None = None) -> int:
+def _run_study(study, base: TrialSpec, *, quiet: bool, pack: PackSpec, stop: list[bool] | None = None) -> int:
     pending = pending_count(study)
     if not pending:
         print(f"study {study.study_name!r}: every trial has already run", file=sys.stderr)
@@ -218,7 +222,7 @@ def _run_study(study, base: TrialSpec, *, quiet: bool, stop: list[bool] | None =
     flagged = stop_poller(study)
     with _progress(pending * base.steps, quiet=quiet, stop=stop) as (progress, stop):
         run(study, base, on_record=progress.on_record, on_trial_end=progress.on_trial_end,
-            stop_requested=lambda: stop[0] or flagged())
+            stop_requested=lambda: stop[0] or flagged(), pack=pack)
     return pending
 
 

@@ -301,6 +301,26 @@ class SearchSpec:
         return [self.alpha_min, *inner, self.alpha_high]  # exact ends: both lie inside the searched range
 
 
+DEFAULT_PACK = 8  # trials a process claims at once without --pack (an out-of-memory pack is split)
+
+
+@dataclass(frozen=True)
+class PackSpec:
+    """How many claimed trials one process trains together over one frozen base model."""
+
+    pack: int | None = spec_field(None, label="Pack size", check=_integer(1, MAX_GRID_POINTS),
+                                  help=f"Trials trained together in one pass over the base model (1: one at a "
+                                       f"time). Default: as many as are queued, up to {DEFAULT_PACK}.")
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def limit(self) -> int:
+        """The most trials to claim and train at once."""
+        return self.pack or DEFAULT_PACK
+
+
 def spec_fields(cls: type) -> dict[str, Field]:
     """The fields of a spec class by name."""
     return {f.name: f for f in fields(cls)}

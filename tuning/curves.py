@@ -276,7 +276,11 @@ def _engine(storage: BaseStorage) -> sa.Engine | None:
 
 def _ensure_table(engine: sa.Engine) -> None:
     if id(engine) not in _created:
-        _metadata.create_all(engine, checkfirst=True)
+        try:
+            _metadata.create_all(engine, checkfirst=True)
+        except sa.exc.DBAPIError:  # another process created it between the check and the CREATE
+            if not sa.inspect(engine).has_table(TABLE):
+                raise
         _created.add(id(engine))
 
 

@@ -1,9 +1,15 @@
-"""Training one claimed trial for sweeps, searches and workers: one trial = one run_trial."""
+"""Training claimed trials for sweeps, searches and workers: K claimed trials, one run_pack per pack.
+
+Each claimed trial stays its own Optuna trial: its own curve writer, intermediate values, pruning,
+outcome and lost-trial handling. Trials whose specs share ``pack_key`` train together; one trial
+is the same code with K = 1.
+"""
 
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -13,6 +19,7 @@ from optuna.trial import FrozenTrial
 
 from core.scaling import RULES
 from core.specs import ALPHA_RANGE, LR_RANGE, RANK_MAX, SEED_MAX, SpecError, TrialSpec
+from tuning.attrs import OUTCOME_ATTR
 from tuning.curves import CurveWriter
 from tuning.queue import finish_trial, heartbeat, report_lost
 
@@ -44,80 +51,141 @@ def suggest_fixed(trial: optuna.Trial) -> dict[str, Any]:
     }
 
 
-def train_trial(
-    trial: optuna.Trial,
+@dataclass(eq=False)
+class _Claimed:
+    """One claimed trial in a pack: its writer, its spec, and what the pack did to it."""
+
+    trial: optuna.Trial
+    writer: CurveWriter | None = None
+    spec: TrialSpec | None = None
+    outcome: Any = None  # core.trainer.TrialOutcome once known
+    written: int = -1  # last step written: after a split a config sends its steps again
+    pruned: bool = False
+    lost: bool = False  # another process failed the trial: its writes are refused
+
+
+def train_trials(
+    trials: Sequence[optuna.Trial],
     base: TrialSpec,
     suggest: Suggest = suggest_fixed,
     *,
     prune: bool = False,
     on_record: RecordHook | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
-) -> dict[str, Any] | None:
-    """Train ``base`` with a claimed trial's params, writing its curve; return the outcome dict.
+) -> list[dict[str, Any] | None]:
+    """Train claimed trials with their params, packed by ``pack_key``; one outcome dict per trial.
 
-    Eval losses are reported as intermediate values; the pruner is asked only when ``prune``.
-    Returns None when another process failed the trial meanwhile (its writes are refused).
+    Each trial's curve is written as it runs and its eval losses are reported as intermediate
+    values; the pruner is asked only when ``prune``. A trial's outcome is None when another
+    process failed it meanwhile (that config stops, the others go on); bad input or an error in
+    one trial fails that trial alone.
     """
-    from core.trainer import TrialOutcome, run_trial  # torch: only processes that train import it
+    from core.trainer import pack_key  # torch: only processes that train import it
 
-    lost = False
-
-    def on_step(record: dict[str, Any]) -> None:
-        nonlocal pruned, lost
-        if lost:
-            return
+    claimed = [_Claimed(trial) for trial in trials]
+    for c in claimed:  # one by one: a sampler sees the alphas already asked for (constant liar)
         try:
-            writer.add(record)
-            if "eval_loss" in record:
-                trial.report(record["eval_loss"], record["step"])
-                pruned = pruned or (prune and trial.should_prune())
+            c.writer = CurveWriter.for_trial(c.trial)
+            c.spec = base.with_params(**suggest(c.trial))
         except UpdateFinishedTrialError:
-            lost = True
+            c.lost = True
+        except Exception as err:  # noqa: BLE001 - one trial's bad params must not end the others
+            c.outcome = _failed(err)
+    packs: dict[tuple, list[_Claimed]] = {}
+    for c in claimed:
+        if c.spec is not None and not c.lost:
+            packs.setdefault(pack_key(c.spec), []).append(c)
+    for pack in packs.values():
+        _train_pack(pack, prune=prune, on_record=on_record, stop_requested=stop_requested)
+    for c in claimed:
+        try:
+            if c.writer is not None and not c.lost:
+                c.writer.flush()
+        except UpdateFinishedTrialError:
+            c.lost = True
+    return [None if c.lost else c.outcome.to_dict() for c in claimed]
+
+
+def _train_pack(pack: list[_Claimed], *, prune: bool, on_record: RecordHook | None,
+                stop_requested: Callable[[], bool]) -> None:
+    """Train one pack; if it raises, train each half again, so an error fails only its own trial."""
+    from core.trainer import run_pack
+
+    def on_step(k: int, record: dict[str, Any]) -> None:
+        c = pack[k]
+        if c.lost or record["step"] <= c.written:  # a restarted config repeats its trajectory
+            return
+        c.written = record["step"]
+        try:
+            c.writer.add(record)
+            if "eval_loss" in record:
+                c.trial.report(record["eval_loss"], record["step"])
+                c.pruned = c.pruned or (prune and c.trial.should_prune())
+        except UpdateFinishedTrialError:
+            c.lost = True
             return
         if on_record:
-            on_record(trial, record)
+            on_record(c.trial, record)
 
-    def should_stop() -> str | None:
-        return "stopped" if stop_requested() or lost else "pruned" if pruned else None
+    def should_stop(k: int) -> str | None:
+        c = pack[k]
+        return "stopped" if c.lost or stop_requested() else "pruned" if c.pruned else None
 
-    pruned = False
-    writer = CurveWriter.for_trial(trial)
     try:
-        params = suggest(trial)
-        outcome = run_trial(base.with_params(**params), on_step, should_stop)
-    except UpdateFinishedTrialError:
-        return None
-    except SpecError as err:
-        outcome = TrialOutcome(status="failed", error=str(err))
-    except Exception as err:  # noqa: BLE001 - a bug in one trial must not end the sweep
-        outcome = TrialOutcome(status="failed", error=f"internal error: {type(err).__name__}: {err}",
-                               info={"traceback": traceback.format_exc()})
-    try:
-        writer.flush()
-    except UpdateFinishedTrialError:
-        lost = True
-    return None if lost else outcome.to_dict()
+        outcomes = run_pack([c.spec for c in pack], on_step, should_stop)
+    except Exception as err:  # noqa: BLE001 - find the trial that raised; the others still train
+        if len(pack) == 1:
+            pack[0].outcome = _failed(err)
+            return
+        half = len(pack) // 2
+        for part in (pack[:half], pack[half:]):
+            _train_pack(part, prune=prune, on_record=on_record, stop_requested=stop_requested)
+        return
+    for c, outcome in zip(pack, outcomes):
+        c.outcome = outcome
+
+
+def _failed(err: Exception):
+    """The outcome of a trial that raised: bad input says what to change, a bug keeps its traceback."""
+    from core.trainer import TrialOutcome
+
+    if isinstance(err, SpecError):
+        return TrialOutcome(status="failed", error=str(err))
+    return TrialOutcome(status="failed", error=f"internal error: {type(err).__name__}: {err}",
+                        info={"traceback": traceback.format_exc()})
 
 
 def run_claimed(
     study: optuna.Study,
-    trial: optuna.Trial,
+    trials: Sequence[optuna.Trial],
     base: TrialSpec,
     suggest: Suggest = suggest_fixed,
     *,
     on_record: RecordHook | None = None,
     on_trial_end: TrialEndHook | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
-) -> FrozenTrial | None:
-    """Train a claimed trial under a heartbeat and finish it; None if another process failed it."""
+) -> list[FrozenTrial | None]:
+    """Train claimed trials under one heartbeat and finish each; None for one another process failed."""
     prune = not isinstance(study.pruner, optuna.pruners.NopPruner)
-    with heartbeat(study, [trial]):
-        outcome = train_trial(trial, base, suggest, prune=prune, on_record=on_record,
-                              stop_requested=stop_requested)
-    if outcome is None:
-        report_lost(trial)
-        return None
-    frozen = finish_trial(study, trial, outcome)
-    if frozen is not None and on_trial_end:
-        on_trial_end(study, frozen)
-    return frozen
+    with heartbeat(study, trials):
+        outcomes = train_trials(trials, base, suggest, prune=prune, on_record=on_record,
+                                stop_requested=stop_requested)
+    finished = []
+    for trial, outcome in zip(trials, outcomes):
+        if outcome is None:
+            report_lost(trial)
+            finished.append(None)
+            continue
+        frozen = finish_trial(study, trial, outcome)
+        if frozen is not None and on_trial_end:
+            on_trial_end(study, frozen)
+        finished.append(frozen)
+    return finished
+
+
+def claim_size(limit: int, finished: Sequence[FrozenTrial | None]) -> int:
+    """How many trials to claim next: fewer only when an out-of-memory split trained these in smaller packs."""
+    sizes = [(t.user_attrs.get(OUTCOME_ATTR, {}).get("info", {}).get("pack_size") if t else None) or len(finished)
+             for t in finished]
+    largest = max(sizes)
+    return largest if largest < len(finished) else limit

@@ -15,9 +15,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from core.specs import PRUNERS, SAMPLERS, SearchSpec, TrialSpec  # noqa: F401 - re-exported
+from core.specs import PRUNERS, SAMPLERS, PackSpec, SearchSpec, TrialSpec  # noqa: F401 - re-exported
 from tuning.attrs import FIXED_ATTR, OUTCOME_ATTR
-from tuning.objective import RecordHook, TrialEndHook, run_claimed
+from tuning.objective import RecordHook, TrialEndHook, claim_size, run_claimed
 from tuning.queue import (FINAL_OUTCOMES, claim_waiting, create_trials_below, fail_dead_local_trials,
                           fail_stale_trials, study_lock)
 from tuning.settings import build_pruner, build_sampler, save_or_check_settings
@@ -55,7 +55,9 @@ def sampler_settings(search: SearchSpec, rank: int) -> dict[str, Any]:
         return {"name": "grid", "search_space": {"alpha": search.alpha_grid()}, "seed": search.seed}
     if search.sampler == "gp":
         return {"name": "gp", "seed": search.seed + rank}
-    return {"name": "tpe", "seed": search.seed + rank, "n_startup_trials": min(5, search.trials_per_rank)}
+    # constant liar: trials asked together (a pack) see each other's alphas as running, so they spread out
+    return {"name": "tpe", "seed": search.seed + rank, "n_startup_trials": min(5, search.trials_per_rank),
+            "constant_liar": True}
 
 
 def pruner_settings(search: SearchSpec, base: TrialSpec) -> dict[str, Any]:
@@ -115,21 +117,35 @@ def run_rank_search(
     on_record: RecordHook | None = None,
     on_trial_end: TrialEndHook | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
+    pack: PackSpec = PackSpec(),
 ) -> None:
     """Run one rank's study until it holds trials_per_rank trials (queued retries first).
 
-    Several processes may run it at once: a new trial is created only under the study lock,
-    while fewer than trials_per_rank trials are finished, running or queued.
+    Up to ``pack.limit`` trials are asked for at once (their alphas from the study's sampler, one
+    after another) and trained as one pack. Several processes may run it at once: a new trial is
+    created only under the study lock, while fewer than trials_per_rank trials are finished,
+    running or queued.
     """
     settings = study_settings(study)
     suggest = search_suggest(settings)
+    limit = pack.limit
     while not stop_requested():
         fail_stale_trials(study)
-        claimed = claim_waiting(study, 1) or create_trials_below(study, settings["search"]["trials_per_rank"], 1)
+        size = min(limit, startup_left(study, settings) or limit)
+        claimed = claim_waiting(study, size)
+        claimed += create_trials_below(study, settings["search"]["trials_per_rank"], size - len(claimed))
         if not claimed:
             return
-        run_claimed(study, claimed[0], base, suggest, on_record=on_record, on_trial_end=on_trial_end,
-                    stop_requested=stop_requested)
+        finished = run_claimed(study, claimed, base, suggest, on_record=on_record, on_trial_end=on_trial_end,
+                               stop_requested=stop_requested)
+        if pack.pack is None:
+            limit = claim_size(limit, finished)
+
+
+def startup_left(study: optuna.Study, settings: dict[str, Any]) -> int:
+    """Trials the pruner still needs finished before it compares (a pack that starts earlier is never pruned)."""
+    startup = settings.get("pruner", {}).get("n_startup_trials", 0)
+    return max(0, startup - len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
 
 
 def open_search(storage_url: str, name: str, base: TrialSpec, search: SearchSpec) -> list[optuna.Study]:
@@ -152,6 +168,7 @@ def run_search(
     on_record: RecordHook | None = None,
     on_trial_end: TrialEndHook | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
+    pack: PackSpec = PackSpec(),
 ) -> list[optuna.Study]:
     """Run (or continue) the search at every rank until each has trials_per_rank trials.
 
@@ -159,5 +176,6 @@ def run_search(
     """
     studies = studies or open_search(storage_url, name, base, search)
     for study in studies:
-        run_rank_search(study, base, on_record=on_record, on_trial_end=on_trial_end, stop_requested=stop_requested)
+        run_rank_search(study, base, on_record=on_record, on_trial_end=on_trial_end, stop_requested=stop_requested,
+                        pack=pack)
     return studies

@@ -2,8 +2,9 @@
 
 Every grid point is enqueued once as a WAITING trial; any process that runs
 :func:`run_pending` on the study (this CLI, the UI's workers, remote workers) claims the next
-one (see tuning/queue.py). Rerunning a sweep keeps finished trials, retries trials whose process
-died, and runs the rest. A sweep never prunes: every grid point runs to its last step.
+ones, up to a pack, and trains them together (see tuning/queue.py, core/trainer.py). Rerunning a
+sweep keeps finished trials, retries trials whose process died, and runs the rest. A sweep never
+prunes: every grid point runs to its last step.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from core.specs import SweepGrid, TrialSpec  # noqa: F401 - SweepGrid re-exported
-from tuning.objective import RecordHook, TrialEndHook, run_claimed
+from core.specs import PackSpec, SweepGrid, TrialSpec  # noqa: F401 - SweepGrid re-exported
+from tuning.objective import RecordHook, TrialEndHook, claim_size, run_claimed
 from tuning.queue import claim_waiting, enqueue_missing, fail_dead_local_trials, fail_stale_trials, study_lock
 from tuning.queue import process_alive  # noqa: F401 - re-exported for app.runner
 from tuning.settings import GRID_PARAMS, build_pruner, save_or_check_settings
@@ -47,15 +48,19 @@ def run_pending(
     on_record: RecordHook | None = None,
     on_trial_end: TrialEndHook | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
+    pack: PackSpec = PackSpec(),
 ) -> None:
-    """Claim and run queued trials one after another until none is left or a stop is requested."""
+    """Claim up to ``pack.limit`` queued trials at a time and train them as packs, until none is left or a stop."""
+    limit = pack.limit
     while not stop_requested():
         fail_stale_trials(study)
-        claimed = claim_waiting(study, 1)
+        claimed = claim_waiting(study, limit)
         if not claimed:
             return
-        run_claimed(study, claimed[0], base, on_record=on_record, on_trial_end=on_trial_end,
-                    stop_requested=stop_requested)
+        finished = run_claimed(study, claimed, base, on_record=on_record, on_trial_end=on_trial_end,
+                               stop_requested=stop_requested)
+        if pack.pack is None:
+            limit = claim_size(limit, finished)
 
 
 def count_waiting(study: optuna.Study) -> int:

@@ -1,11 +1,11 @@
-"""Training one claimed trial: params from the queue, curve in the storage, pruning only if asked."""
+"""Training claimed trials (here one, the K = 1 pack): params from the queue, curve in the storage, pruning only if asked."""
 
 import optuna
 from optuna.trial import TrialState
 
 from core.specs import TrialSpec
 from tuning.curves import read_curves
-from tuning.objective import run_claimed, train_trial
+from tuning.objective import run_claimed, train_trials
 from tuning.queue import claim_waiting, fail_if_running
 from tuning.storage import open_storage
 
@@ -28,7 +28,7 @@ def _claimed(tmp_path, pruner=None):
 
 def test_trains_the_queued_point_and_writes_its_curve(tmp_path):
     study, trial = _claimed(tmp_path)
-    outcome = train_trial(trial, BASE)
+    (outcome,) = train_trials([trial], BASE)
     frozen = study._storage.get_trial(trial._trial_id)
     assert outcome["status"] == "completed" and outcome["steps_done"] == 12
     assert frozen.params == POINT
@@ -39,19 +39,19 @@ def test_trains_the_queued_point_and_writes_its_curve(tmp_path):
 
 def test_never_asks_the_pruner_unless_told(tmp_path):
     study, trial = _claimed(tmp_path, AlwaysPrune())
-    assert train_trial(trial, BASE, prune=False)["status"] == "completed"
+    assert train_trials([trial], BASE, prune=False)[0]["status"] == "completed"
     (tmp_path / "b").mkdir()
     study, trial = _claimed(tmp_path / "b", AlwaysPrune())
-    assert train_trial(trial, BASE, prune=True)["status"] == "pruned"
+    assert train_trials([trial], BASE, prune=True)[0]["status"] == "pruned"
 
 
 def test_run_claimed_prunes_only_with_a_real_pruner_and_tells_the_state(tmp_path):
     study, trial = _claimed(tmp_path, optuna.pruners.NopPruner())
-    assert run_claimed(study, trial, BASE).state == TrialState.COMPLETE
+    assert run_claimed(study, [trial], BASE)[0].state == TrialState.COMPLETE
     (tmp_path / "b").mkdir()
     study, trial = _claimed(tmp_path / "b", AlwaysPrune())
     ended = []
-    frozen = run_claimed(study, trial, BASE, on_trial_end=lambda s, t: ended.append(t.number))
+    (frozen,) = run_claimed(study, [trial], BASE, on_trial_end=lambda s, t: ended.append(t.number))
     assert frozen.state == TrialState.PRUNED and ended == [frozen.number]
 
 
@@ -62,7 +62,7 @@ def test_a_trial_failed_by_another_process_ends_quietly(tmp_path, capsys):
         if record["step"] == 4:
             assert fail_if_running(study, t._trial_id, {"status": "killed", "error": "stale"})
 
-    assert run_claimed(study, trial, BASE, on_record=other_process_fails_it) is None
+    assert run_claimed(study, [trial], BASE, on_record=other_process_fails_it) == [None]
     frozen = study._storage.get_trial(trial._trial_id)
     assert frozen.state == TrialState.FAIL and frozen.user_attrs["outcome"]["status"] == "killed"
     assert capsys.readouterr().err.count("failed by another process") == 1
