@@ -23,8 +23,9 @@ from tuning.search import open_search, pending_trials, run_rank_search, run_sear
 from tuning.stop import clear_stop, request_stop, stop_poller
 from tuning.storage import load_study, open_storage, study_settings
 from tuning.sweep import prepare_sweep, run_pending
-from tuning.worker import open_study_for_worker, pending_count
-from tuning.workers import serve, spawn_workers, supervise
+from tuning.queue import heartbeat_seconds
+from tuning.worker import claimable, open_studies_for_worker, pending_count, running_elsewhere, worker_spec
+from tuning.workers import WAIT_SECONDS, serve, spawn_workers, supervise
 
 DEFAULT_SWEEP_STUDY = "sweep"
 DEFAULT_SEARCH_STUDY = "search"
@@ -118,20 +119,24 @@ def _print_fit(storage: str, name: str, *, target_rank: int | None, json_path: s
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Join a study in the storage and run its queued trials (--gpus: one worker process per GPU)."""
+    """Join a sweep or a search (every rank) in the storage and run what is left (--gpus: one process per GPU)."""
     pack = pack_spec(args)
     if args.gpus:
         extra = [*(["--device", args.device] if args.device else []), *(["--quiet"] if args.quiet else []),
                  *(["--pack", str(pack.pack)] if pack.pack else [])]
         return supervise(spawn_workers(args.storage, args.study, args.gpus, wait=args.wait, extra=extra))
-    study = open_study_for_worker(args.storage, args.study)
-    base = TrialSpec.from_dict(study_settings(study)["base"])
-    if args.device:
-        base = base.with_params(device=args.device)
-    _pick_device(base.device)
-    stop, flagged = [False], stop_poller(study)  # Ctrl-C here, or `lorascope stop` from any machine
-    serve(lambda: _run_study(study, base, quiet=args.quiet, stop=stop, pack=pack) if pending_count(study) else 0,
-          wait=args.wait, stopped=lambda: stop[0] or flagged(), study=args.study)
+    studies = open_studies_for_worker(args.storage, args.study)
+    bases = [worker_spec(args.storage, study, device=args.device) for study in studies]
+    _pick_device(bases[0].device)
+    stop, flagged = [False], stop_poller(studies[0])  # Ctrl-C here, or `lorascope stop` from any machine
+    stopped = lambda: stop[0] or flagged()  # noqa: E731
+
+    def run_once() -> int:
+        return sum(_run_study(study, base, quiet=args.quiet, stop=stop, pack=pack)
+                   for study, base in zip(studies, bases) if not stopped() and claimable(study))
+
+    serve(run_once, wait=args.wait, stopped=stopped, study=args.study, busy=lambda: running_elsewhere(studies),
+          every=min(WAIT_SECONDS, heartbeat_seconds()))
     return 0
 
 

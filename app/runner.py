@@ -6,7 +6,8 @@ it). The storage URL reaches the child through its environment, never its comman
 anyone on the machine can read). A run file records the child's pid, its start time and a random
 token also put in the child's environment, so a restarted app can still stop it and Stop never
 signals a process that is not that very worker (a recycled pid, an edited file). Stop signals the
-whole group, so children of the worker stop too.
+whole group, so children of the worker stop too, and sets the study's stop flag in the storage,
+which `lorascope worker` processes on other machines poll.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from core.specs import SpecError
 from tuning.attrs import OUTCOME_ATTR
 from tuning.results import load_group
 from tuning.search import split_rank_study_name
+from tuning.stop import request_stop
 from tuning.storage import study_names
 from tuning.sweep import fail_dead_local_trials
 
@@ -121,7 +123,11 @@ class Runner:
         return lines[-1] if lines else f"worker exited with status {child.returncode}"
 
     def stop(self, study: str, *, grace: float = STOP_GRACE_SECONDS) -> str:
-        """Stop the study's worker and its children; mark its queued trials stopped."""
+        """Stop the study's workers: the flag for every machine, signals for our own; mark queued trials stopped."""
+        try:
+            request_stop(self.storage_url, study)
+        except SpecError:
+            pass  # no study yet: the local worker stopped before creating it
         pid = self.pid(study)
         if pid is not None:
             _signal_group(pid, signal.SIGTERM)
@@ -185,6 +191,3 @@ def list_runs(storage_url: str) -> list[str]:
         if logical not in seen:
             seen.append(logical)
     return seen
-
-
-

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from core.specs import SpecError
 from tuning.storage import open_storage, redact_url
 
+DATASET_SETTING = "dataset"  # study settings key: {"sha256": ..., "name": ...} of the study's --data file
 METADATA = MetaData()
 DATASETS = Table(
     "lorascope_datasets", METADATA,
@@ -42,12 +43,32 @@ def store_dataset(storage_url: str, path: str | Path) -> str:
     try:
         _create_table(engine)
         with engine.begin() as conn:
-            conn.execute(insert(DATASETS).values(sha256=digest, name=path.name[-255:], content=content))
+            if conn.execute(select(DATASETS.c.sha256).where(DATASETS.c.sha256 == digest)).first() is None:
+                conn.execute(insert(DATASETS).values(sha256=digest, name=path.name[-255:], content=content))
     except IntegrityError:
         pass  # the same content is there already, perhaps stored by another process a moment ago
     finally:
         engine.dispose()
     return digest
+
+
+def dataset_record(storage_url: str, path: str | Path) -> dict[str, str]:
+    """What a study records of its --data file: content hash and name; the content goes into the storage.
+
+    A journal file cannot hold the content: its workers need the file at the same path.
+    """
+    digest = file_sha256(path) if storage_url.startswith("journal:") else store_dataset(storage_url, path)
+    if digest is None:
+        raise SpecError(f"cannot read dataset {path}")
+    return {"sha256": digest, "name": Path(path).name}
+
+
+def file_sha256(path: str | Path) -> str | None:
+    """SHA-256 of a local file's content; None when it is missing or unreadable."""
+    try:
+        return _sha256(Path(path).read_bytes())
+    except OSError:
+        return None
 
 
 def materialize_dataset(storage_url: str, sha256: str, cache_dir: str | Path) -> Path:
@@ -83,7 +104,8 @@ def materialize_dataset(storage_url: str, sha256: str, cache_dir: str | Path) ->
 
 
 def _engine(storage_url: str) -> Engine:
-    engine = getattr(open_storage(storage_url), "engine", None)
+    storage = open_storage(storage_url)
+    engine = getattr(getattr(storage, "_backend", storage), "engine", None)  # Optuna's cache wraps RDBStorage
     if engine is None:
         raise SpecError(f"storage {redact_url(storage_url)} is a journal file, which cannot hold uploaded datasets: "
                         f"use a sqlite:///, postgresql:// or mysql:// storage")

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from core.specs import PRUNERS, SAMPLERS, PackSpec, SearchSpec, TrialSpec  # noqa: F401 - re-exported
 from tuning.attrs import FIXED_ATTR, OUTCOME_ATTR
+from tuning.datasets import DATASET_SETTING, dataset_record
 from tuning.objective import RecordHook, TrialEndHook, claim_size, run_claimed
 from tuning.queue import (FINAL_OUTCOMES, claim_waiting, create_trials_below, fail_dead_local_trials,
                           fail_stale_trials, study_lock)
@@ -78,6 +79,8 @@ def open_rank_study(storage_url: str, name: str, base: TrialSpec, search: Search
                                 sampler=build_sampler(sampler), pruner=build_pruner(pruner))
     settings = {"kind": "search", "base": base.to_dict(), "search": {**asdict(search), "alpha_high": search.alpha_high},
                 "rank": rank, "sampler": sampler, "pruner": pruner}
+    if base.data:  # workers on other machines train on the stored content, not on this path
+        settings[DATASET_SETTING] = dataset_record(storage_url, base.data)
     with study_lock(study):
         save_or_check_settings(study, settings, name)
     fail_dead_local_trials(study)

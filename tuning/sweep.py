@@ -17,6 +17,7 @@ import optuna
 from optuna.trial import TrialState
 
 from core.specs import PackSpec, SweepGrid, TrialSpec  # noqa: F401 - SweepGrid re-exported
+from tuning.datasets import DATASET_SETTING, dataset_record
 from tuning.objective import RecordHook, TrialEndHook, claim_size, run_claimed
 from tuning.queue import claim_waiting, enqueue_missing, fail_dead_local_trials, fail_stale_trials, study_lock
 from tuning.queue import process_alive  # noqa: F401 - re-exported for app.runner
@@ -33,6 +34,8 @@ def prepare_sweep(storage_url: str, study_name: str, base: TrialSpec, grid: Swee
     study = optuna.create_study(study_name=study_name, storage=open_storage(storage_url), direction="minimize",
                                 load_if_exists=True, pruner=build_pruner(pruner))
     settings = {"kind": "sweep", "base": base.to_dict(), "grid": asdict(grid), "pruner": pruner}
+    if base.data:  # workers on other machines train on the stored content, not on this path
+        settings[DATASET_SETTING] = dataset_record(storage_url, base.data)
     with study_lock(study):
         save_or_check_settings(study, settings, study_name)
     fail_dead_local_trials(study)

@@ -62,25 +62,31 @@ def supervise(procs: Sequence[subprocess.Popen]) -> int:
 
 
 def serve(run_once: Callable[[], int], *, wait: bool, stopped: Callable[[], bool], study: str,
-          every: float = WAIT_SECONDS, sleep: Callable[[float], None] = time.sleep,
+          busy: Callable[[], int] = lambda: 0, every: float = WAIT_SECONDS,
+          sleep: Callable[[float], None] = time.sleep,
           say: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> int:
     """Call ``run_once`` (runs what is queued, returns how many trials) until nothing is left; return the total.
 
-    With ``wait``, keep looking every ``every`` seconds until ``stopped()`` (the storage's stop flag).
+    While ``busy()`` trials run elsewhere, look again every ``every`` seconds: one whose machine dies
+    comes back to the queue. With ``wait``, keep looking for new work until ``stopped()`` (the stop flag).
     """
-    total, waiting = 0, False
+    total, said = 0, None
     while not stopped():
         ran = run_once()
         total += ran
         if ran:
-            waiting = False
+            said = None
             continue
-        if not wait:
+        running = 0 if wait else busy()
+        if not wait and not running:
             say(f"worker: study {study!r} has nothing left to run; exiting")
             return total
-        if not waiting:
-            say(f"worker: waiting for new trials in study {study!r} (end with `lorascope stop` or Ctrl-C)")
-            waiting = True
+        line = (f"worker: waiting for new trials in study {study!r} (end with `lorascope stop` or Ctrl-C)" if wait
+                else f"worker: nothing queued in study {study!r}; watching {running} trial(s) running elsewhere "
+                     f"(a trial whose worker dies runs again)")
+        if said != line:
+            say(line)
+            said = line
         sleep(every)
     say(f"worker: stop requested for study {study!r}; exiting")
     return total

@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from app.runner import Runner, list_runs
+from tuning.attrs import STOP_ATTR
 from tuning.curves import read_curves
 from tuning.storage import open_storage
 
@@ -120,3 +121,13 @@ def test_stop_never_signals_a_process_it_did_not_start(tmp_path):
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_stop_sets_the_storage_flag_that_workers_on_other_machines_poll(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    for name in ("srch/r4", "srch/r16", "other"):
+        optuna.create_study(study_name=name, storage=open_storage(url))
+    Runner(url, tmp_path / "runs").stop("srch")  # no local worker: only the remote ones are left to reach
+    flags = {s.study_name: s.user_attrs.get(STOP_ATTR) for s in optuna.get_all_study_summaries(open_storage(url))}
+    assert flags == {"srch/r4": True, "srch/r16": True, "other": None}
+    assert "stopped" in Runner(url, tmp_path / "runs").stop("never-started")  # no study: nothing to flag

@@ -33,7 +33,7 @@ def _upload(folder, name="facts.jsonl", content=None):
 
 
 def _rows(url):
-    with open_storage(url).engine.connect() as conn:
+    with open_storage(url)._backend.engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(DATASETS)).scalar_one()
 
 
@@ -81,7 +81,7 @@ def test_a_damaged_cache_file_is_written_again(url, tmp_path):
 
 def test_content_that_does_not_match_its_hash_is_refused(url, tmp_path):
     digest = store_dataset(url, _upload(tmp_path / "ui", "data.txt", b"good"))
-    with open_storage(url).engine.begin() as conn:
+    with open_storage(url)._backend.engine.begin() as conn:
         conn.execute(update(DATASETS).values(content=b"bad"))
     with pytest.raises(SpecError, match="is corrupt"):
         materialize_dataset(url, digest, tmp_path / "cache")

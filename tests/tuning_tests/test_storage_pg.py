@@ -22,7 +22,7 @@ def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_open_storage_on_postgres_round_trips_a_study(pg_url):
-    storage = open_storage(pg_url)
+    storage = open_storage(pg_url)._backend  # under Optuna's cache of finished trials
     assert isinstance(storage, RDBStorage) and storage.engine.dialect.name == "postgresql"
     study = optuna.create_study(study_name="s", storage=storage)
     study.set_user_attr("k", [1, 2])
@@ -30,7 +30,7 @@ def test_open_storage_on_postgres_round_trips_a_study(pg_url):
 
 
 def test_plain_postgresql_url_uses_psycopg(pg_url):
-    storage = open_storage(pg_url.replace("postgresql+psycopg://", "postgresql://"))
+    storage = open_storage(pg_url.replace("postgresql+psycopg://", "postgresql://"))._backend
     assert storage.engine.dialect.driver == "psycopg"
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from core.specs import SpecError, TrialSpec
 from tuning.attrs import SETTINGS_ATTR
-from tuning.curves import read_curve
+from tuning.curves import read_curves
 from tuning.storage import STORAGE_ENV, open_storage
 from tuning.sweep import SweepGrid, prepare_sweep
 from tuning.workers import GPU_ENV, serve, spawn_workers, worker_argv
@@ -60,6 +60,18 @@ def test_serve_with_wait_polls_for_new_work_until_the_stop_flag():
         "worker: stop requested for study 's'; exiting"]
 
 
+def test_serve_without_wait_watches_trials_running_elsewhere_until_they_end_or_come_back():
+    said, slept, runs, running = [], [], iter([0, 0, 1, 0]), iter([2, 1, 0])
+    total = serve(lambda: next(runs), wait=False, stopped=lambda: False, study="s", busy=lambda: next(running),
+                  every=1.0, say=said.append, sleep=slept.append)
+    assert total == 1 and slept == [1.0, 1.0]  # the second look found a dead worker's trial queued again
+    assert said == ["worker: nothing queued in study 's'; watching 2 trial(s) running elsewhere "
+                    "(a trial whose worker dies runs again)",
+                    "worker: nothing queued in study 's'; watching 1 trial(s) running elsewhere "
+                    "(a trial whose worker dies runs again)",
+                    "worker: study 's' has nothing left to run; exiting"]
+
+
 def test_serve_does_not_start_on_a_stopped_study():
     said = []
     assert serve(lambda: pytest.fail("ran"), wait=True, stopped=lambda: True, study="s", say=said.append) == 0
@@ -77,6 +89,11 @@ def test_gpu_children_find_the_storage_from_the_environment_and_exit_0_with_noth
     assert err.count("worker: study 'done' has nothing left to run; exiting") == 2
 
 
+def _steps_run(study):
+    """Curve points recorded so far over the study's trials."""
+    return sum(len(curve) for curve in read_curves(study._storage, study.get_trials()).values())
+
+
 @pytest.mark.slow
 def test_stop_from_another_process_ends_a_worker_mid_trial(pg_url):
     base = TrialSpec(task="synthetic-facts", steps=200_000, batch_size=8, lr=1e-3, device="cpu")
@@ -85,16 +102,16 @@ def test_stop_from_another_process_ends_a_worker_mid_trial(pg_url):
     try:
         study = optuna.load_study(study_name="long", storage=pg_url)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any(read_curve(t) for t in study.get_trials()):
+        while time.monotonic() < deadline and not _steps_run(study):
             time.sleep(0.2)
-        assert any(read_curve(t) for t in study.get_trials()), "the worker never started training"
+        assert _steps_run(study), "the worker never started training"
         stopper = _cli("stop", "--storage", pg_url, "--study", "long")
         assert stopper.wait(timeout=300) == 0
         _, err = worker.communicate(timeout=120)
         assert worker.returncode == 0, err
         assert "worker: stop requested for study 'long'; exiting" in err and "s3cret" not in err
         (trial,) = optuna.load_study(study_name="long", storage=pg_url).get_trials()
-        assert trial.state != optuna.trial.TrialState.COMPLETE and len(read_curve(trial)) < base.steps
+        assert trial.state != optuna.trial.TrialState.COMPLETE and 0 < _steps_run(study) < base.steps
     finally:
         worker.kill()
         worker.wait()
