@@ -1,4 +1,5 @@
-"""The Gradio app in a real headless Chromium: live curves, a run that outlives its page, Stop, Export.
+"""The Gradio app in a real headless Chromium: live curves, a run that outlives its page, Stop, Export;
+the study a page shows after an early Start and after an app restart.
 
 Needs /usr/bin/chromium (`scripts/install_browser.sh`); skipped without it. Run with
 `pytest -q tests/browser_tests`. Set LORASCOPE_SCREENSHOT=1 to also copy the live-view screenshot
@@ -28,6 +29,7 @@ pytest.importorskip("playwright.sync_api", reason="playwright is not installed (
 
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
+from app.ui_process import start_server, stop_server  # noqa: E402
 from tuning.sweep import process_alive  # noqa: E402
 
 DEMO_STUDY = "demo-browser"
@@ -225,3 +227,57 @@ def _run(server, context, tmp_path):
     best = min((t for t in trials_of(server.storage_url, DEMO_STUDY)), key=lambda t: t.value)
     assert config.r == best.params.get("rank", config.r), (config.r, best.params)
     page.close()
+
+
+def _finished_study(url: str, name: str) -> None:
+    """A study with one completed trial, written straight to the storage (no worker)."""
+    study = optuna.create_study(study_name=name, storage=storage(url))
+    study.add_trial(optuna.trial.create_trial(value=1.0, params={}, distributions={}))
+
+
+def _states(url: str, name: str) -> list[TrialState]:
+    """Trial states of study ``name``; none while its worker has not created it yet."""
+    try:
+        return [t.state for t in trials_of(url, name)]
+    except KeyError:
+        return []
+
+
+def test_start_right_after_page_load_keeps_the_new_study_selected(browser, tmp_path):
+    server = start_server(tmp_path)
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        _finished_study(server.storage_url, "older")
+        page = open_app(context, server.url)  # the page opens "older", the only study
+        start_sweep(page, "fresh", 40)
+        box = text_input(page, "study-select")
+        assert box.input_value() == "fresh"
+        time.sleep(17)  # past the ~15 s a page-load study-list refresh used to take before it snapped back
+        assert box.input_value() == "fresh"
+        page.get_by_role("tab", name="Studies").click()  # the studies table refresh leaves the choice alone
+        page.wait_for_selector("#studies-table")
+        wait_until(lambda: "fresh" in page.inner_text("#studies-table"), 30, "the studies table")
+        assert box.input_value() == "fresh"
+    finally:
+        context.close()
+        stop_server(server)
+
+
+def test_a_page_reopened_after_an_app_restart_shows_the_running_study(browser, tmp_path):
+    server = start_server(tmp_path)
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = open_app(context, server.url)
+        start_sweep(page, "live", LONG_STEPS)
+        wait_until(lambda: TrialState.RUNNING in _states(server.storage_url, "live"), 60, "a running trial of 'live'")
+        page.close()
+        stop_server(server, workers=False)  # the worker runs on, as after a Ctrl-C of `lorascope ui`
+        _finished_study(server.storage_url, "newer")  # newest study when the app restarts, but idle
+        server = start_server(tmp_path)
+        page = open_app(context, server.url)
+        box = text_input(page, "study-select")
+        wait_until(lambda: box.input_value() == "live", 30, "the running study in the Study dropdown")
+        wait_until(lambda: "(running)" in page.inner_text("#run-status"), 30, "the status of the running study")
+    finally:
+        context.close()
+        stop_server(server)
