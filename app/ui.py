@@ -21,7 +21,8 @@ from tuning.storage import DEFAULT_STORAGE, load_study, redact_url  # noqa: E402
 
 REFRESH_SECONDS = 2.0
 CSS = (".field-error p { color: #b42318; margin: 0; font-size: 0.9em; }\n"
-       ".field-note p { color: var(--body-text-color-subdued); margin: 0; font-size: 0.9em; }")
+       ".field-note p { color: var(--body-text-color-subdued); margin: 0; font-size: 0.9em; }\n"
+       "#fit-summary pre { white-space: pre-wrap; }")  # the fit report's long lines wrap, never hide
 INTRO = ("# lorascope\nShort LoRA fine-tunes over ranks, alphas and scaling rules. Standard LoRA scales the "
          "adapter by **alpha/r**, rsLoRA by **alpha/sqrt(r)**: watch what that does to the gradient norm "
          "and the loss as the rank grows. Press **Start** to run the built-in demo.")
@@ -46,7 +47,7 @@ def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs") -> gr.B
             with gr.Tab("Search & fit", id="search") as search_item:
                 search = search_tab.build(ctx, law_c=run["law_c"])
             with gr.Tab("Export", id="export") as export_item:
-                export_tab.build(ctx)
+                export_tab.build(ctx, export_item)
             with gr.Tab("Studies", id="studies") as studies_item:
                 studies = studies_tab.build(ctx)
 

@@ -38,8 +38,8 @@ def choice_labels(records: list[dict]) -> list[str]:
     return labels
 
 
-def build(ctx: UiContext) -> dict:
-    """Lay out the Export tab and wire preview and download."""
+def build(ctx: UiContext, tab: gr.Tab) -> dict:
+    """Lay out the Export tab and wire preview and download; opening ``tab`` re-reads the study."""
     with gr.Row():
         pick = gr.Dropdown([BEST_TRIAL], value=BEST_TRIAL, label="What to export", elem_id="export-pick")
         fmt = gr.Radio(list(FORMATS), value="peft", label="Format", elem_id="export-format")
@@ -74,7 +74,9 @@ def build(ctx: UiContext) -> dict:
 
     refresh.click(refresh_choices, [ctx.study], [pick], api_name="export_choices").then(
         make, [ctx.study, pick, fmt], outputs, api_visibility="private")
-    ctx.study.change(refresh_choices, [ctx.study], [pick], api_visibility="private").then(
-        make, [ctx.study, pick, fmt], outputs, api_visibility="private")
+    # trials finish after the study was picked: opening the tab, not only a new study, re-reads it
+    for event in (ctx.study.change, tab.select):
+        event(refresh_choices, [ctx.study], [pick], api_visibility="private").then(
+            make, [ctx.study, pick, fmt], outputs, api_visibility="private")
     return {"pick": pick}
 

@@ -64,7 +64,8 @@ def build(ctx: UiContext) -> dict:
     """Lay out the Run tab and wire its buttons; returns the components other parts update."""
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
-            source = gr.Dropdown(SOURCES, value=DEMO["source"], label=field_label("task"), info=field_help("task"))
+            source = gr.Dropdown(SOURCES, value=DEMO["source"], label=field_label("task"), info=field_help("task"),
+                                 elem_id="run-source")
             custom = DEMO["source"] == CUSTOM  # a built-in task brings its own model and data: hide both
             model = gr.Textbox(label=f"{field_label('model')} ({CUSTOM})", placeholder="default: built-in tiny LM",
                                info=field_help("model"), visible=custom)
@@ -93,12 +94,13 @@ def build(ctx: UiContext) -> dict:
             device = gr.Dropdown(list(DEVICES), value=field_default("device"), label=field_label("device"),
                                  info=field_help("device"))
             errors["device"] = gr.Markdown(elem_classes=["field-error"], visible=False)
-            study_name = gr.Textbox(label="Study name", placeholder="new name, or an existing one to resume",
-                                    elem_id="study-name")
-            with gr.Row():
-                start = gr.Button("Start", variant="primary", elem_id="start-sweep")
-                stop = gr.Button("Stop", variant="stop", elem_id="stop-run")
         with gr.Column(scale=3):
+            # Start, Stop and the status on top: visible without scrolling at 1600x1000, whatever the form's length
+            with gr.Row(equal_height=True):
+                study_name = gr.Textbox(label="Study name", placeholder="new name, or an existing one to resume",
+                                        elem_id="study-name", scale=3)
+                start = gr.Button("Start", variant="primary", elem_id="start-sweep", scale=1, min_width=100)
+                stop = gr.Button("Stop", variant="stop", elem_id="stop-run", scale=1, min_width=100)
             status = gr.Markdown(elem_id="run-status")
             with gr.Row():
                 loss_plot = gr.Plot(empty_figure("loss curves appear here"), label="Loss", elem_id="loss-plot")

@@ -43,32 +43,37 @@ def search_progress(view) -> str:
     return f"**{view.name}**: {done} / {total} trials done" + (f", {running} running" if running else "")
 
 
+def _error_box(key: str) -> gr.Markdown:
+    """The hidden box under a Search field that shows its error."""
+    return gr.Markdown(elem_classes=["field-error"], visible=False, elem_id=f"search-{key}-error")
+
+
 def build(ctx: UiContext, law_c) -> dict:
     """Lay out the Search tab; ``law_c`` is the Run tab's sqrt-law coefficient to fill from a fit."""
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             gr.Markdown("Uses the task, model, data, device, steps and batch size of the **Run** tab.")
             ranks = gr.Textbox("4,16,64", label="Ranks")
-            boxes = {"ranks": gr.Markdown(elem_classes=["field-error"], visible=False)}
+            boxes = {"ranks": _error_box("ranks")}
             rule = gr.Radio(["standard", "rslora"], value="standard", label="Rule")
-            boxes["rule"] = gr.Markdown(elem_classes=["field-error"], visible=False)
+            boxes["rule"] = _error_box("rule")
             with gr.Row():
                 with gr.Column(min_width=140):
                     alpha_min = gr.Number(1.0, label="alpha min")
-                    boxes["alpha_min"] = gr.Markdown(elem_classes=["field-error"], visible=False)
-                with gr.Column(min_width=140):  # Markdown help: escape the asterisks
-                    alpha_max = gr.Number(4096.0, label="alpha max",
-                                          info="4096 = 512\\*sqrt(64): past the LoRA-alpha paper's 256\\*sqrt(r)")
-                    boxes["alpha_max"] = gr.Markdown(elem_classes=["field-error"], visible=False)
-            trials = gr.Number(12, label="Trials per rank", precision=0)
-            boxes["trials"] = gr.Markdown(elem_classes=["field-error"], visible=False)
+                    boxes["alpha_min"] = _error_box("alpha_min")
+                with gr.Column(min_width=140):  # "×", not "*": the help is Markdown, where * starts italics
+                    alpha_max = gr.Number(4096.0, label="alpha max", elem_id="search-alpha-max",
+                                          info="4096 = 512×sqrt(64): past the LoRA-alpha paper's 256×sqrt(r)")
+                    boxes["alpha_max"] = _error_box("alpha_max")
+            trials = gr.Number(12, label="Trials per rank", step=1)  # no precision=0: 2.5 is refused, not rounded
+            boxes["trials"] = _error_box("trials")
             with gr.Row():
                 with gr.Column(min_width=140):
                     sampler = gr.Dropdown(["tpe", "gp", "grid"], value="tpe", label="Sampler")
-                    boxes["sampler"] = gr.Markdown(elem_classes=["field-error"], visible=False)
+                    boxes["sampler"] = _error_box("sampler")
                 with gr.Column(min_width=140):
                     pruner = gr.Dropdown(["none", "median", "hyperband"], value="median", label="Pruner")
-                    boxes["pruner"] = gr.Markdown(elem_classes=["field-error"], visible=False)
+                    boxes["pruner"] = _error_box("pruner")
             study_name = gr.Textbox(label="Search name", placeholder="new name, or an existing one to continue")
             run_errors = gr.Markdown(elem_classes=["field-error"], visible=False, elem_id="search-run-errors")
             start = gr.Button("Start search", variant="primary", elem_id="start-search")

@@ -281,3 +281,42 @@ def test_a_page_reopened_after_an_app_restart_shows_the_running_study(browser, t
     finally:
         context.close()
         stop_server(server)
+
+
+def test_form_messages_sit_under_their_fields_in_ui_words(browser, tmp_path):
+    server = start_server(tmp_path)
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        _finished_study(server.storage_url, "done")
+        page = open_app(context, server.url)
+        wait_until(lambda: text_input(page, "study-select").input_value() == "done", 30, "the only study")
+        page.click("#stop-run")  # an idle study: nothing to stop
+        wait_until(lambda: "Nothing running in done" in page.inner_text("#run-status"), 15, "the idle Stop message")
+
+        # a dataset with one usable row of three: refused under the dataset, the skipped rows as notes
+        data = tmp_path / "mostly-bad.jsonl"
+        data.write_text('{"text": "the only good row"}\nnot json\n{"other": 1}\n')
+        source = text_input(page, "run-source")
+        source.click()
+        page.get_by_role("option", name="your model + data").click()
+        page.locator("#data-file input[type=file]").set_input_files(str(data))
+        page.wait_for_timeout(1500)
+        page.click("#start-sweep")
+        wait_until(lambda: "has 1 usable example(s)" in page.inner_text("body"), 30, "the too-small dataset error")
+        notes = page.locator("#data-notes")
+        wait_until(lambda: "skipped" in notes.inner_text(), 10, "the skipped-row notes")
+        colour = notes.locator("p").first.evaluate("el => getComputedStyle(el).color")
+        assert colour != "rgb(180, 35, 24)", colour  # notes are not in the error red
+
+        # the Search tab: 2.5 trials is refused under its own field, in UI words
+        page.get_by_role("tab", name="Search & fit").click()
+        help_text = page.locator("#search-alpha-max").inner_text()
+        assert "512×sqrt(64)" in help_text and "256×sqrt(r)" in help_text, help_text  # no Markdown italics
+        page.get_by_label("Trials per rank", exact=True).fill("2.5")
+        page.click("#start-search")
+        box = page.locator("#search-trials-error")
+        wait_until(lambda: "whole number" in box.inner_text(), 15, "the error under Trials per rank")
+        assert "--" not in box.inner_text()
+    finally:
+        context.close()
+        stop_server(server)
