@@ -22,7 +22,7 @@ from tuning.storage import DEFAULT_STORAGE, load_study, redact_url  # noqa: E402
 REFRESH_SECONDS = 2.0
 CSS = (".field-error p { color: #b42318; margin: 0; font-size: 0.9em; }\n"
        ".field-note p { color: var(--body-text-color-subdued); margin: 0; font-size: 0.9em; }\n"
-       "#fit-summary pre { white-space: pre-wrap; }")  # the fit report's long lines wrap, never hide
+       "#fit-summary pre, #fit-summary code { white-space: pre-wrap !important; word-break: break-word; }")  # the fit report's long lines wrap, never hide
 INTRO = ("# lorascope\nShort LoRA fine-tunes over ranks, alphas and scaling rules. Standard LoRA scales the "
          "adapter by **alpha/r**, rsLoRA by **alpha/sqrt(r)**: watch what that does to the gradient norm "
          "and the loss as the rank grows. Press **Start** to run the built-in demo.")
