@@ -101,7 +101,8 @@ def build(ctx: UiContext) -> dict:
                                         elem_id="study-name", scale=3)
                 start = gr.Button("Start", variant="primary", elem_id="start-sweep", scale=1, min_width=100)
                 stop = gr.Button("Stop", variant="stop", elem_id="stop-run", scale=1, min_width=100)
-            status = gr.Markdown(elem_id="run-status")
+            status = gr.Markdown(elem_id="run-status")  # where the study stands; the live refresh rewrites it
+            message = gr.Markdown(elem_id="run-message")  # what Start or Stop just did; the refresh leaves it
             with gr.Row():
                 loss_plot = gr.Plot(empty_figure("loss curves appear here"), label="Loss", elem_id="loss-plot")
                 grad_plot = gr.Plot(empty_figure("gradient norms appear here"), label="Gradient norm",
@@ -131,7 +132,7 @@ def build(ctx: UiContext) -> dict:
                 gr.update(choices=[name, *[n for n in list_runs(ctx.storage_url) if n != name]], value=name),
                 *messages, notes]
 
-    start.click(start_sweep, inputs, [status, ctx.study, *error_boxes, data_notes], api_name="start_sweep",
+    start.click(start_sweep, inputs, [message, ctx.study, *error_boxes, data_notes], api_name="start_sweep",
                 show_progress="hidden")
 
     def stop_run(name):
@@ -141,7 +142,7 @@ def build(ctx: UiContext) -> dict:
             return f"Nothing running in **{name}**."
         return ctx.runner.stop(name)
 
-    stop.click(stop_run, [ctx.study], [status], api_name="stop_run")
+    stop.click(stop_run, [ctx.study], [message], api_name="stop_run")
     source.change(source_defaults, [source], [lr, steps, batch_size], api_visibility="private")
     source.change(lambda src: [gr.update(visible=src == CUSTOM)] * 2, [source], [model, data],
                   api_visibility="private")

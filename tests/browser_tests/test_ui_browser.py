@@ -29,6 +29,7 @@ pytest.importorskip("playwright.sync_api", reason="playwright is not installed (
 
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
+from app.runner import safe_name  # noqa: E402
 from app.ui_process import start_server, stop_server  # noqa: E402
 from tuning.sweep import process_alive  # noqa: E402
 
@@ -116,7 +117,7 @@ def start_sweep(page, name: str, steps: int) -> None:
     page.get_by_label("Steps", exact=True).fill(str(steps))
     text_input(page, "study-name").fill(name)
     page.click("#start-sweep")
-    wait_until(lambda: f"Started {name}" in page.inner_text("#run-status") or
+    wait_until(lambda: f"Started {name}" in page.inner_text("#run-message") or
                text_input(page, "study-select").input_value() == name, 30, f"the start of {name!r}")
 
 
@@ -179,7 +180,7 @@ def _run(server, context, tmp_path):
     assert after > before
 
     # (c) Stop ends the worker; the interrupted trial is a stopped failure and nothing stays RUNNING.
-    pid = json.loads((server.tmp / "runs" / "logs" / f"{LONG_STUDY}.pid.json").read_text())["pid"]
+    pid = json.loads((server.tmp / "runs" / "logs" / f"{safe_name(LONG_STUDY)}.pid.json").read_text())["pid"]
     assert process_alive(pid), "the long run's worker should still be running before Stop"
     page.click("#stop-run")
 
@@ -291,7 +292,9 @@ def test_form_messages_sit_under_their_fields_in_ui_words(browser, tmp_path):
         page = open_app(context, server.url)
         wait_until(lambda: text_input(page, "study-select").input_value() == "done", 30, "the only study")
         page.click("#stop-run")  # an idle study: nothing to stop
-        wait_until(lambda: "Nothing running in done" in page.inner_text("#run-status"), 15, "the idle Stop message")
+        wait_until(lambda: "Nothing running in done" in page.inner_text("#run-message"), 15, "the idle Stop message")
+        time.sleep(3)  # a live refresh later, the message is still there
+        assert "Nothing running in done" in page.inner_text("#run-message")
 
         # a dataset with one usable row of three: refused under the dataset, the skipped rows as notes
         data = tmp_path / "mostly-bad.jsonl"
