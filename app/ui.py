@@ -22,7 +22,8 @@ from tuning.storage import DEFAULT_STORAGE, load_study, redact_url  # noqa: E402
 REFRESH_SECONDS = 2.0
 CSS = (".field-error p { color: #b42318; margin: 0; font-size: 0.9em; }\n"
        ".field-note p { color: var(--body-text-color-subdued); margin: 0; font-size: 0.9em; }\n"
-       "#fit-summary pre, #fit-summary code { white-space: pre-wrap !important; word-break: break-word; }")  # the fit report's long lines wrap, never hide
+       # the fit report's long lines wrap, never hide
+       "#fit-summary pre, #fit-summary code { white-space: pre-wrap !important; word-break: break-word; }")
 INTRO = ("# lorascope\nShort LoRA fine-tunes over ranks, alphas and scaling rules. Standard LoRA scales the "
          "adapter by **alpha/r**, rsLoRA by **alpha/sqrt(r)**: watch what that does to the gradient norm "
          "and the loss as the rank grows. Press **Start** to run the built-in demo.")
@@ -35,7 +36,8 @@ def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs") -> gr.B
         gr.Markdown(INTRO)
         # the value is picked at page load (studies_tab.page_study), never at build time
         ctx.study = gr.Dropdown(list_runs(storage_url), value=None, label="Study", allow_custom_value=True,
-                                elem_id="study-select", info="every tab shows this study; runs go on when the page closes")
+                                elem_id="study-select",
+                                info="every tab shows this study; runs go on when the page closes")
         visible = gr.State("run")  # per browser session: the tab on screen
         drawn = gr.State(None)  # per session: what the visible tab's figures were last drawn from
         with gr.Tabs():

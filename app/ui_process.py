@@ -7,6 +7,7 @@ drives it, so no `playwright install` download is ever needed.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -30,9 +31,7 @@ def browser_missing() -> str | None:
     """Why the browser cannot be driven here (no chromium, no playwright), else None."""
     if not os.path.exists(CHROMIUM):
         return f"no chromium ({CHROMIUM} is missing: run scripts/install_browser.sh)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("playwright") is None:
         return "no playwright (pip install -e '.[test]')"
     return None
 

@@ -66,10 +66,10 @@ def build(ctx: UiContext) -> dict:
         with gr.Column(scale=1, min_width=320):
             source = gr.Dropdown(SOURCES, value=DEMO["source"], label=field_label("task"), info=field_help("task"),
                                  elem_id="run-source")
-            custom = DEMO["source"] == CUSTOM  # a built-in task brings its own model and data: hide both
+            # shown for CUSTOM only (source.change below): the preselected built-in task brings its own
             model = gr.Textbox(label=f"{field_label('model')} ({CUSTOM})", placeholder="default: built-in tiny LM",
-                               info=field_help("model"), visible=custom)
-            data = gr.File(label=f"{field_label('data')} (JSONL, CSV or TXT)", height=120, visible=custom,
+                               info=field_help("model"), visible=False)
+            data = gr.File(label=f"{field_label('data')} (JSONL, CSV or TXT)", height=120, visible=False,
                            file_types=[".jsonl", ".json", ".csv", ".txt"], type="filepath", elem_id="data-file")
             errors = {name: gr.Markdown(elem_classes=["field-error"], visible=False) for name in ("source", "model", "data")}
             data_notes = gr.Markdown(elem_classes=["field-note"], visible=False, elem_id="data-notes")

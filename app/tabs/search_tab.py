@@ -24,8 +24,8 @@ FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 def error_updates(errors: dict[str, str]) -> list:
     """One update per box: each Search field's error under it, then the Run tab fields' errors together."""
-    boxes = [gr.update(value=f"⚠️ {errors[key]}", visible=True) if key in errors else gr.update(value="", visible=False)
-             for key in SEARCH_FIELDS]
+    boxes = [gr.update(value=f"⚠️ {errors[key]}", visible=True) if key in errors else
+             gr.update(value="", visible=False) for key in SEARCH_FIELDS]
     elsewhere = [f"⚠️ Run tab, {field_label(RUN_FIELDS[key])}: {message}" for key, message in errors.items()
                  if key in RUN_FIELDS]
     return [*boxes, gr.update(value="  \n".join(elsewhere), visible=bool(elsewhere))]
