@@ -1,4 +1,5 @@
-"""`lorascope bench`: trainer throughput, packed vs sequential trials, and the steps median pruning saves.
+"""`lorascope bench`: trainer throughput, packed vs sequential trials, the steps median pruning saves,
+a 1000-trial study's storage and UI costs (scale), and what a newcomer waits for in the UI (ui).
 
 Speed targets live here, never in unit tests. Results are written as JSON.
 """
@@ -17,7 +18,7 @@ from core.devices import pick_device
 from core.specs import SpecError, TrialSpec
 from core.trainer import run_trial
 
-SECTIONS = ("throughput", "pruning", "packed")
+SECTIONS = ("throughput", "pruning", "packed", "scale", "ui")
 
 THROUGHPUT_CASES = [("synthetic-facts", 256, 300, 64), ("tiny-facts", 16, 50, 16), ("tiny-facts", 64, 50, 16)]
 
@@ -87,4 +88,12 @@ def run_bench(device: str = "auto", sections: tuple[str, ...] = SECTIONS,
         out["pruning"] = pruning_savings(resolved)
     if "packed" in sections:
         out["packed"] = packed_section(resolved, model_size=packed_model_size)
+    if "scale" in sections:
+        from app.bench_scale import scale_bench
+
+        out["scale"] = scale_bench()
+    if "ui" in sections:
+        from app.bench_ui import ui_section
+
+        out["ui"] = ui_section()
     return out

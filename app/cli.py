@@ -69,7 +69,8 @@ def build_parser() -> OneLineParser:
     bench = sub.add_parser("bench", help="Benchmark trainer throughput and pruning savings; writes JSON.")
     bench.add_argument("--device", default="auto", help=field_help("device"))
     bench.add_argument("--json", required=True, help="File to write the benchmark results to.")
-    bench.add_argument("--sections", default="throughput,pruning,packed", help="Comma-separated sections to run.")
+    bench.add_argument("--sections", default="throughput,pruning,packed,scale,ui",
+                       help="Comma-separated sections to run.")
     bench.add_argument("--packed-model-size", help="Model of the packed text cases: tiny, 7M, 26M or 110M "
                        "(random-init Llama, no download); default: per case.")
 

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.data import load_examples
+from core.data import load_examples, split_examples
 from core.models import resolve_model_path
 from core.specs import SearchSpec, SpecError, SweepGrid, TrialSpec, spec_fields, ui_message
 from core.tasks import TASKS, get_task
@@ -107,7 +107,7 @@ def _check_sources(kwargs: dict, result: FormResult) -> None:
     """Dataset rows and model folder, each error under its own widget."""
     if kwargs.get("data"):
         try:
-            load_examples(kwargs["data"], result.notes)
+            split_examples(load_examples(kwargs["data"], result.notes), kwargs["data"])
         except SpecError as err:
             result.errors.setdefault("data", ui_message(err))
     if kwargs.get("data") or get_task(kwargs["task"]).kind == "text":

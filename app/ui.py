@@ -20,7 +20,10 @@ from tuning.results import study_results  # noqa: E402
 from tuning.storage import DEFAULT_STORAGE, load_study, redact_url  # noqa: E402
 
 REFRESH_SECONDS = 2.0
-CSS = ".field-error p { color: #b42318; margin: 0; font-size: 0.9em; }"
+CSS = (".field-error p { color: #b42318; margin: 0; font-size: 0.9em; }\n"
+       ".field-note p { color: var(--body-text-color-subdued); margin: 0; font-size: 0.9em; }\n"
+       # the fit report's long lines wrap, never hide
+       "#fit-summary pre, #fit-summary code { white-space: pre-wrap !important; word-break: break-word; }")
 INTRO = ("# lorascope\nShort LoRA fine-tunes over ranks, alphas and scaling rules. Standard LoRA scales the "
          "adapter by **alpha/r**, rsLoRA by **alpha/sqrt(r)**: watch what that does to the gradient norm "
          "and the loss as the rank grows. Press **Start** to run the built-in demo.")
@@ -31,9 +34,10 @@ def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs") -> gr.B
     ctx = UiContext(storage_url=storage_url, runner=Runner(storage_url, run_dir))
     with gr.Blocks(title="lorascope", analytics_enabled=False) as app:
         gr.Markdown(INTRO)
-        runs = list_runs(storage_url)
-        ctx.study = gr.Dropdown(runs, value=runs[0] if runs else None, label="Study", allow_custom_value=True,
-                                elem_id="study-select", info="every tab shows this study; runs go on when the page closes")
+        # the value is picked at page load (studies_tab.page_study), never at build time
+        ctx.study = gr.Dropdown(list_runs(storage_url), value=None, label="Study", allow_custom_value=True,
+                                elem_id="study-select",
+                                info="every tab shows this study; runs go on when the page closes")
         visible = gr.State("run")  # per browser session: the tab on screen
         drawn = gr.State(None)  # per session: what the visible tab's figures were last drawn from
         with gr.Tabs():
@@ -45,13 +49,13 @@ def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs") -> gr.B
             with gr.Tab("Search & fit", id="search") as search_item:
                 search = search_tab.build(ctx, law_c=run["law_c"])
             with gr.Tab("Export", id="export") as export_item:
-                export_tab.build(ctx)
+                export_tab.build(ctx, export_item)
             with gr.Tab("Studies", id="studies") as studies_item:
                 studies = studies_tab.build(ctx)
 
         panels = {"run": [run["status"], run["loss_plot"], run["grad_plot"], run["table"]],
                   "compare": [compare["verdicts"], compare["loss_vs_rank"], compare["grad_vs_rank"]],
-                  "search": [search["fit_text"], search["landscape"], search["law"]]}
+                  "search": [search["progress"], search["fit_text"], search["landscape"], search["law"]]}
         outputs = [component for components in panels.values() for component in components]
 
         def tab_outputs(tab: str, view, which: str, *, figures: bool = True) -> list:
@@ -59,7 +63,7 @@ def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs") -> gr.B
                 return run_tab.live_outputs(view, ctx, figures=figures)
             if tab == "compare":
                 return compare_tab.compare_outputs(view.started, which)
-            return search_tab.search_outputs(view.started)
+            return [search_tab.search_progress(view), *search_tab.search_outputs(view.started)]
 
         def refresh_all(name, which):
             view = read_study(storage_url, name)
@@ -94,7 +98,10 @@ def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs") -> gr.B
         api_refresh = gr.Button(visible=False)
         api_refresh.click(refresh_all, [ctx.study, compare["which"]], [*outputs, drawn], api_name="refresh",
                           show_progress="hidden")
-        app.load(studies["refresh_all"], [ctx.study], [studies["table"], ctx.study], api_visibility="private")
+        # the page's study is chosen once, at load; the slow studies table is read only when its tab opens,
+        # so no late page-load refresh can put an older study back after Start
+        app.load(studies["page_study"], None, [ctx.study], api_visibility="private")
+        studies_item.select(studies["rows"], None, [studies["table"]], api_visibility="private")
 
         def results(name: str) -> dict:
             """The study's results JSON (as `lorascope results --json` writes it)."""

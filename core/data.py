@@ -11,6 +11,9 @@ from pathlib import Path
 from core.specs import SpecError
 
 EVAL_FRACTION_MOD = 10  # about one example in ten goes to eval, chosen by content hash
+MIN_TRAIN_EXAMPLES = 2  # fewer, and a "fit" is one row memorised: its eval loss says nothing
+MIN_EVAL_EXAMPLES = 1
+MIN_EXAMPLES = MIN_TRAIN_EXAMPLES + MIN_EVAL_EXAMPLES
 
 
 @dataclass(frozen=True)
@@ -97,22 +100,24 @@ def _json_rows(path: Path) -> list[object]:
     return data
 
 
-def split_examples(examples: list[Example]) -> tuple[list[Example], list[Example]]:
+def split_examples(examples: list[Example], source: str | Path = "the dataset") -> tuple[list[Example], list[Example]]:
     """Split into (train, eval) by content hash: the same file always splits the same way.
 
-    Both parts are non-empty; a single example serves as both.
+    Raise SpecError (naming ``source``) for fewer than :data:`MIN_EXAMPLES` examples; otherwise
+    train gets at least :data:`MIN_TRAIN_EXAMPLES` and eval at least one, never the same example.
     """
-    if len(examples) == 1:
-        return list(examples), list(examples)
-    keyed = [(_digest(ex), ex) for ex in examples]
-    train = [ex for key, ex in keyed if key % EVAL_FRACTION_MOD]
-    evals = [ex for key, ex in keyed if not key % EVAL_FRACTION_MOD]
-    if not evals:
-        chosen = min(keyed, key=lambda item: item[0])[1]
-        evals, train = [chosen], [ex for ex in train if ex is not chosen]
-    if not train:
-        train, evals = evals[:-1], evals[-1:]
-    return train, evals
+    if len(examples) < MIN_EXAMPLES:
+        raise SpecError(f"data file {source} has {len(examples)} usable example(s); a run needs at least "
+                        f"{MIN_EXAMPLES} ({MIN_TRAIN_EXAMPLES} to train, {MIN_EVAL_EXAMPLES} to evaluate): add rows",
+                        field="data")
+    keys = [_digest(ex) for ex in examples]
+    held = {i for i, key in enumerate(keys) if not key % EVAL_FRACTION_MOD}
+    if not held:
+        held = {min(range(len(keys)), key=keys.__getitem__)}
+    while len(examples) - len(held) < MIN_TRAIN_EXAMPLES:  # a tiny file whose hashes mostly fell on eval
+        held.remove(max(held, key=keys.__getitem__))
+    train = [ex for i, ex in enumerate(examples) if i not in held]
+    return train, [ex for i, ex in enumerate(examples) if i in held]
 
 
 def _digest(example: Example) -> int:

@@ -25,7 +25,7 @@ def build_workload(spec: TrialSpec, device: torch.device) -> Workload:
             return SyntheticWorkload(SPECTRA[spec.task], spec, device)
         train, evals = TEXT_DATA[spec.task]()
     else:
-        train, evals = split_examples(load_examples(spec.data))
+        train, evals = split_examples(load_examples(spec.data), spec.data)
     return TextWorkload(spec, device, base_model(spec, device), train, evals)
 
 

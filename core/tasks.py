@@ -71,7 +71,7 @@ def check_sources(spec: TrialSpec) -> list[str]:
     notes: list[str] = []
     check_task_sources(spec)
     if spec.data:
-        load_examples(spec.data, notes)
+        split_examples(load_examples(spec.data, notes), spec.data)
     if not spec.task or get_task(spec.task).kind == "text":
         resolve_model_path(spec.model)
     return notes

@@ -10,19 +10,32 @@ from core.specs import SpecError, TrialSpec
 from core.workload import Batch, Workload
 
 EVAL_EXAMPLES_MAX = 256  # cap on held-out examples scored per evaluation
+# Text kept per example before tokenizing, per token of max_length: no tokenizer's token spans more
+# characters on real text, and a 50 MB line is cut before it can take gigabytes in the tokenizer.
+CHARS_PER_TOKEN_MAX = 64
+
+
+def clip_text(text: str, max_length: int) -> str:
+    """The first characters of ``text`` that can make up ``max_length`` tokens, never the whole of a huge text."""
+    return text[: max_length * CHARS_PER_TOKEN_MAX]
 
 
 def tokenize(examples: list[Example], tokenizer, max_length: int) -> list[tuple[list[int], list[int]]]:
     """Return (input_ids, labels) per example; labels are -100 on prompt tokens.
 
-    Examples left with no label token after truncation are dropped.
+    Text is clipped (:func:`clip_text`) before it is encoded; examples left with no label token
+    after truncation are dropped.
     """
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     out = []
+
+    def encode(text: str) -> list[int]:
+        return tokenizer.encode(text, add_special_tokens=False)
+
     for ex in examples:
-        prompt = bos + (tokenizer.encode(ex.prompt, add_special_tokens=False) if ex.prompt else [])
-        answer = tokenizer.encode(ex.completion, add_special_tokens=False) + eos
+        prompt = bos + (encode(clip_text(ex.prompt, max_length)) if ex.prompt else [])
+        answer = encode(clip_text(ex.completion, max_length)) + eos
         ids = (prompt + answer)[:max_length]
         labels = ([-100] * len(prompt) + answer)[:max_length]
         if any(label != -100 for label in labels[1:]):  # position 0 is never predicted

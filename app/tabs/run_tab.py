@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from app.figures import curve_spec, empty_figure
 from app.forms import CUSTOM, RULE_CHOICES, SOURCES, sweep_form
 from app.plot_payload import PlotJSON
 from app.runner import list_runs
+from app.state import read_study
 from app.tabs.context import UiContext
 from app.views import TABLE_HEADERS, run_status, trial_rows
 from core.specs import DEVICES, SweepGrid, field_default, field_help, field_label
@@ -29,27 +31,48 @@ def source_defaults(source: str) -> tuple[float, int, int]:
     return defaults.lr, defaults.steps, defaults.batch_size
 
 
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def stable_upload(path: str | None, run_dir: Path) -> str | None:
-    """Copy an uploaded file out of Gradio's temp folder, so resumed runs still find it."""
+    """Copy an upload out of Gradio's temp folder to ``uploads/<sha256>/<name>``.
+
+    Resumed runs still find it, and two files with the same name never overwrite each other; the
+    path (hash included) is in the worker's argv, so the study's settings record which file it was.
+    """
     if not path:
         return None
-    target = run_dir / "uploads" / Path(path).name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if Path(path).resolve() != target.resolve():
+    target = run_dir / "uploads" / file_sha256(path) / Path(path).name
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
     return str(target)
+
+
+def idle(view, running: bool) -> bool:
+    """True when no worker runs the study and none of its trials is running or queued."""
+    return not running and not any(r["state"] in ("RUNNING", "WAITING") for r in view.records)
 
 
 def build(ctx: UiContext) -> dict:
     """Lay out the Run tab and wire its buttons; returns the components other parts update."""
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
-            source = gr.Dropdown(SOURCES, value=DEMO["source"], label=field_label("task"), info=field_help("task"))
+            source = gr.Dropdown(SOURCES, value=DEMO["source"], label=field_label("task"), info=field_help("task"),
+                                 elem_id="run-source")
+            # shown for CUSTOM only (source.change below): the preselected built-in task brings its own
             model = gr.Textbox(label=f"{field_label('model')} ({CUSTOM})", placeholder="default: built-in tiny LM",
-                               info=field_help("model"))
-            data = gr.File(label=f"{field_label('data')} (JSONL, CSV or TXT)",
-                           file_types=[".jsonl", ".json", ".csv", ".txt"], type="filepath")
+                               info=field_help("model"), visible=False)
+            data = gr.File(label=f"{field_label('data')} (JSONL, CSV or TXT)", height=120, visible=False,
+                           file_types=[".jsonl", ".json", ".csv", ".txt"], type="filepath", elem_id="data-file")
             errors = {name: gr.Markdown(elem_classes=["field-error"], visible=False) for name in ("source", "model", "data")}
+            data_notes = gr.Markdown(elem_classes=["field-note"], visible=False, elem_id="data-notes")
             ranks = gr.Textbox(DEMO["ranks"], label=field_label("ranks", SweepGrid),
                                info="comma-separated, e.g. 4,16,64,256")
             errors["ranks"] = gr.Markdown(elem_classes=["field-error"], visible=False)
@@ -71,13 +94,15 @@ def build(ctx: UiContext) -> dict:
             device = gr.Dropdown(list(DEVICES), value=field_default("device"), label=field_label("device"),
                                  info=field_help("device"))
             errors["device"] = gr.Markdown(elem_classes=["field-error"], visible=False)
-            study_name = gr.Textbox(label="Study name", placeholder="new name, or an existing one to resume",
-                                    elem_id="study-name")
-            with gr.Row():
-                start = gr.Button("Start", variant="primary", elem_id="start-sweep")
-                stop = gr.Button("Stop", variant="stop", elem_id="stop-run")
         with gr.Column(scale=3):
-            status = gr.Markdown(elem_id="run-status")
+            # Start, Stop and the status on top: visible without scrolling at 1600x1000, whatever the form's length
+            with gr.Row(equal_height=True):
+                study_name = gr.Textbox(label="Study name", placeholder="new name, or an existing one to resume",
+                                        elem_id="study-name", scale=3)
+                start = gr.Button("Start", variant="primary", elem_id="start-sweep", scale=1, min_width=100)
+                stop = gr.Button("Stop", variant="stop", elem_id="stop-run", scale=1, min_width=100)
+            status = gr.Markdown(elem_id="run-status")  # where the study stands; the live refresh rewrites it
+            message = gr.Markdown(elem_id="run-message")  # what Start or Stop just did; the refresh leaves it
             with gr.Row():
                 loss_plot = gr.Plot(empty_figure("loss curves appear here"), label="Loss", elem_id="loss-plot")
                 grad_plot = gr.Plot(empty_figure("gradient norms appear here"), label="Gradient norm",
@@ -93,29 +118,34 @@ def build(ctx: UiContext) -> dict:
         form = sweep_form(source, model, data, ranks, rules, law_c, alphas, lr, steps, batch_size, device)
         messages = [gr.update(value=f"⚠️ {form.errors[key]}", visible=True) if key in form.errors else
                     gr.update(value="", visible=False) for key in FIELDS]
+        # notes stay under the dataset field, in a neutral style, while the status refreshes
+        notes = gr.update(value="ℹ️ " + "  \n".join(form.notes), visible=True) if form.notes else \
+            gr.update(value="", visible=False)
         if not form.ok:
-            return ["Fix the fields marked ⚠️ and press Start again.", gr.update(), *messages]
+            return ["Fix the fields marked ⚠️ and press Start again.", gr.update(), *messages, notes]
         name = (name or "").strip() or time.strftime("sweep-%Y%m%d-%H%M%S")
         try:
             ctx.runner.start(form.argv, name)
         except (RuntimeError, OSError) as err:
-            return [f"⚠️ {err}", gr.update(), *messages]
-        if form.notes:  # shown under the dataset field, where it stays while the status refreshes
-            messages[FIELDS.index("data")] = gr.update(value="ℹ️ " + "  \n".join(form.notes), visible=True)
+            return [f"⚠️ {err}", gr.update(), *messages, notes]
         return [f"Started **{name}**: curves appear within seconds.",
                 gr.update(choices=[name, *[n for n in list_runs(ctx.storage_url) if n != name]], value=name),
-                *messages]
+                *messages, notes]
 
-    start.click(start_sweep, inputs, [status, ctx.study, *error_boxes], api_name="start_sweep",
+    start.click(start_sweep, inputs, [message, ctx.study, *error_boxes, data_notes], api_name="start_sweep",
                 show_progress="hidden")
 
     def stop_run(name):
         if not name:
             return "No study selected."
+        if idle(read_study(ctx.storage_url, name, with_curves=False), ctx.runner.is_running(name)):
+            return f"Nothing running in **{name}**."
         return ctx.runner.stop(name)
 
-    stop.click(stop_run, [ctx.study], [status], api_name="stop_run")
+    stop.click(stop_run, [ctx.study], [message], api_name="stop_run")
     source.change(source_defaults, [source], [lr, steps, batch_size], api_visibility="private")
+    source.change(lambda src: [gr.update(visible=src == CUSTOM)] * 2, [source], [model, data],
+                  api_visibility="private")
     return {"law_c": law_c, "status": status, "loss_plot": loss_plot, "grad_plot": grad_plot, "table": table,
             "source": {"source": source, "model": model, "data": data, "device": device, "steps": steps,
                        "batch_size": batch_size, "lr": lr}}

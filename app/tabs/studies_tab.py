@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import gradio as gr
 
+from collections.abc import Callable
+from datetime import datetime
+
 from app.runner import list_runs
 from app.tabs.context import UiContext
 from tuning.results import collect_records
-from tuning.storage import redact_url
+from tuning.search import split_rank_study_name
+from tuning.storage import open_storage, redact_url
 
 HEADERS = ["study", "kind", "trials", "complete", "running", "failed", "worker"]
 
@@ -24,6 +28,29 @@ def study_rows(ctx: UiContext) -> list[list]:
     return rows
 
 
+def last_activity(storage_url: str) -> dict[str, datetime]:
+    """When each logical study last started or finished a trial (studies with no such trial are left out)."""
+    storage = open_storage(storage_url)
+    latest: dict[str, datetime] = {}
+    for study in storage.get_all_studies():
+        name = split_rank_study_name(study.study_name)[0]
+        for trial in storage.get_all_trials(study._study_id, deepcopy=False):
+            stamp = trial.datetime_complete or trial.datetime_start
+            if stamp is not None and (name not in latest or stamp > latest[name]):
+                latest[name] = stamp
+    return latest
+
+
+def study_to_open(runs: list[str], is_running: Callable[[str], bool],
+                  activity: Callable[[], dict[str, datetime]]) -> str | None:
+    """The study a fresh page shows: the newest one running, else the one updated last, else the newest."""
+    running = next((name for name in runs if is_running(name)), None)
+    if running or not runs:
+        return running
+    latest = activity()
+    return max(runs, key=lambda name: latest.get(name, datetime.min))  # on a tie, the first: the newest
+
+
 def build(ctx: UiContext) -> dict:
     """Lay out the Studies tab."""
     gr.Markdown(f"Storage: `{redact_url(ctx.storage_url)}`. Select a row to open that study in every tab.")
@@ -32,15 +59,20 @@ def build(ctx: UiContext) -> dict:
 
     def refresh_all(current=None):
         runs = list_runs(ctx.storage_url)
-        # a fresh page opens the newest study, so a run started elsewhere shows at once
         value = current if current in runs else (runs[0] if runs else None)
         return study_rows(ctx), gr.update(choices=runs, value=value)
 
     refresh.click(refresh_all, [ctx.study], [table, ctx.study], api_name="studies")
+
+    def page_study():
+        """Computed at page load, not at build time: after an app restart a page opens the run going now."""
+        runs = list_runs(ctx.storage_url)
+        return gr.update(choices=runs, value=study_to_open(runs, ctx.runner.is_running,
+                                                             lambda: last_activity(ctx.storage_url)))
 
     def open_study(evt: gr.SelectData):
         row = evt.row_value if hasattr(evt, "row_value") else None
         return gr.update(value=row[0]) if row else gr.update()
 
     table.select(open_study, None, [ctx.study], api_visibility="private")
-    return {"table": table, "refresh_all": refresh_all}
+    return {"table": table, "rows": lambda: study_rows(ctx), "page_study": page_study}

@@ -55,9 +55,18 @@ def test_search_form_checks_the_alpha_range():
 
 def test_skipped_dataset_rows_become_notes_not_errors(tmp_path):
     data = tmp_path / "d.jsonl"
-    data.write_text('{"text": "hello"}\nnot json\n')
+    data.write_text('{"text": "hello"}\nnot json\n{"text": "two"}\n{"text": "three"}\n')
     result = sweep_form(**{**DEMO, "source": "your model + data", "data": str(data)})
     assert result.ok and "not valid JSON" in result.notes[0]
+
+
+def test_a_dataset_too_small_to_split_is_refused_under_the_dataset(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "the only good row"}\nnot json\n{"other": 1}\n')
+    result = sweep_form(**{**DEMO, "source": CUSTOM, "data": str(data)})
+    assert set(result.errors) == {"data"} and not result.argv
+    assert f"{data} has 1 usable example(s)" in result.errors["data"] and "at least 3" in result.errors["data"]
+    assert "--" not in result.errors["data"] and len(result.notes) == 2
 
 
 def test_sqrt_law_with_c_empty_is_a_field_error_not_a_crash():

@@ -61,10 +61,11 @@ def test_invalid_fields_are_reported_and_nothing_starts(client):
     assert client.predict("never", api_name="/results")["trials"] == []
 
 
-def test_export_preview_of_the_recommendation(client):
-    _wait_results(client, "api-sweep", 4)
-    notes, preview, download = client.predict("api-sweep", "recommended (best eval loss)", "peft",
-                                              api_name="/export_preview")
+def test_export_preview_of_the_best_trial_of_a_one_alpha_sweep(client):
+    from app.tabs.export_tab import BEST_TRIAL
+
+    _wait_results(client, "api-sweep", 4)  # one alpha per rank: alpha* is not located, so no "recommended"
+    notes, preview, download = client.predict("api-sweep", BEST_TRIAL, "peft", api_name="/export_preview")
     config = json.loads(preview["value"] if isinstance(preview, dict) else preview)
     assert config["r"] in (4, 64) and config["peft_type"] == "LORA"
     assert "gamma=" in notes
@@ -80,7 +81,7 @@ def test_loopback_binding_needs_no_warning_and_public_binding_does():
 def test_public_config_holds_no_password_and_no_analytics(monkeypatch, tmp_path):
     monkeypatch.setattr(app.ui, "list_runs", lambda url: [])  # no server behind the URL: build the page only
     blocks = build_app("postgresql://lora:s3cr3t-pw@db.example:5432/studies", run_dir=str(tmp_path / "runs"))
-    config = json.dumps(blocks.get_config_file())
+    config = json.dumps(blocks.get_config_file(), default=repr)  # gr.State carries its delete_callback
     assert "s3cr3t-pw" not in config and "lora:***@db.example" in config
     assert blocks.get_config_file()["analytics_enabled"] is False
 

@@ -12,7 +12,7 @@ from tuning.curves import CurveWriter, forget_cache
 
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 
-RUN, COMPARE, SEARCH = slice(0, 4), slice(4, 7), slice(7, 10)
+RUN, COMPARE, SEARCH = slice(0, 4), slice(4, 7), slice(7, 11)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def _skipped(values):
 
 def test_only_the_visible_tab_is_computed(refresh):
     *values, signature = refresh("compare", None)
-    assert _skipped(values[RUN]) == [True] * 4 and _skipped(values[SEARCH]) == [True] * 3
+    assert _skipped(values[RUN]) == [True] * 4 and _skipped(values[SEARCH]) == [True] * 4
     assert not any(_skipped(values[COMPARE])) and "slope" in values[4]
     *values, _ = refresh("export", signature)
     assert all(_skipped(values))
@@ -48,9 +48,24 @@ def test_only_the_visible_tab_is_computed(refresh):
 
 def test_unchanged_study_keeps_figures_and_the_run_tab_still_updates_status_and_table(refresh):
     *first, signature = refresh("run", None)
-    assert not any(_skipped(first[RUN])) and first[3][0][1] == "COMPLETE"
+    assert not any(_skipped(first[RUN])) and first[3][0][1] == "complete"
     *again, same = refresh("run", signature)
     assert same == signature
     assert _skipped(again[RUN]) == [False, True, True, False]  # status and table; figures as drawn
     *compare, _ = refresh("compare", ("compare", "step0", ()))
     assert not any(_skipped(compare[COMPARE]))
+
+
+def test_the_search_tab_shows_trials_done_of_the_total(refresh):
+    *values, _ = refresh("search", None)
+    assert values[SEARCH][0] == "**big**: 14 / 16 trials done, 2 running"
+
+
+def test_no_page_load_event_writes_back_a_study_read_at_load(tmp_path):
+    """A load event that reads the Study dropdown and writes it could undo a Start pressed meanwhile."""
+    app = build_app(f"sqlite:///{tmp_path}/s.db", run_dir=str(tmp_path / "runs"))
+    study = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "study-select")
+    loads = [fn for fn in app.fns.values() if any(target[1] == "load" for target in fn.targets)]
+    writers = [fn for fn in loads if study in fn.outputs]
+    assert [fn.name for fn in writers] == ["page_study"]
+    assert all(study not in fn.inputs for fn in writers)

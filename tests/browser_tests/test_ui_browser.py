@@ -1,4 +1,5 @@
-"""The Gradio app in a real headless Chromium: live curves, a run that outlives its page, Stop, Export.
+"""The Gradio app in a real headless Chromium: live curves, a run that outlives its page, Stop, Export;
+the study a page shows after an early Start and after an app restart.
 
 Needs /usr/bin/chromium (`scripts/install_browser.sh`); skipped without it. Run with
 `pytest -q tests/browser_tests`. Set LORASCOPE_SCREENSHOT=1 to also copy the live-view screenshot
@@ -28,6 +29,8 @@ pytest.importorskip("playwright.sync_api", reason="playwright is not installed (
 
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
+from app.runner import safe_name  # noqa: E402
+from app.ui_process import start_server, stop_server  # noqa: E402
 from tuning.sweep import process_alive  # noqa: E402
 
 DEMO_STUDY = "demo-browser"
@@ -114,7 +117,7 @@ def start_sweep(page, name: str, steps: int) -> None:
     page.get_by_label("Steps", exact=True).fill(str(steps))
     text_input(page, "study-name").fill(name)
     page.click("#start-sweep")
-    wait_until(lambda: f"Started {name}" in page.inner_text("#run-status") or
+    wait_until(lambda: f"Started {name}" in page.inner_text("#run-message") or
                text_input(page, "study-select").input_value() == name, 30, f"the start of {name!r}")
 
 
@@ -177,7 +180,7 @@ def _run(server, context, tmp_path):
     assert after > before
 
     # (c) Stop ends the worker; the interrupted trial is a stopped failure and nothing stays RUNNING.
-    pid = json.loads((server.tmp / "runs" / "logs" / f"{LONG_STUDY}.pid.json").read_text())["pid"]
+    pid = json.loads((server.tmp / "runs" / "logs" / f"{safe_name(LONG_STUDY)}.pid.json").read_text())["pid"]
     assert process_alive(pid), "the long run's worker should still be running before Stop"
     page.click("#stop-run")
 
@@ -225,3 +228,98 @@ def _run(server, context, tmp_path):
     best = min((t for t in trials_of(server.storage_url, DEMO_STUDY)), key=lambda t: t.value)
     assert config.r == best.params.get("rank", config.r), (config.r, best.params)
     page.close()
+
+
+def _finished_study(url: str, name: str) -> None:
+    """A study with one completed trial, written straight to the storage (no worker)."""
+    study = optuna.create_study(study_name=name, storage=storage(url))
+    study.add_trial(optuna.trial.create_trial(value=1.0, params={}, distributions={}))
+
+
+def _states(url: str, name: str) -> list[TrialState]:
+    """Trial states of study ``name``; none while its worker has not created it yet."""
+    try:
+        return [t.state for t in trials_of(url, name)]
+    except KeyError:
+        return []
+
+
+def test_start_right_after_page_load_keeps_the_new_study_selected(browser, tmp_path):
+    server = start_server(tmp_path)
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        _finished_study(server.storage_url, "older")
+        page = open_app(context, server.url)  # the page opens "older", the only study
+        start_sweep(page, "fresh", 40)
+        box = text_input(page, "study-select")
+        assert box.input_value() == "fresh"
+        time.sleep(17)  # past the ~15 s a page-load study-list refresh used to take before it snapped back
+        assert box.input_value() == "fresh"
+        page.get_by_role("tab", name="Studies").click()  # the studies table refresh leaves the choice alone
+        page.wait_for_selector("#studies-table")
+        wait_until(lambda: "fresh" in page.inner_text("#studies-table"), 30, "the studies table")
+        assert box.input_value() == "fresh"
+    finally:
+        context.close()
+        stop_server(server)
+
+
+def test_a_page_reopened_after_an_app_restart_shows_the_running_study(browser, tmp_path):
+    server = start_server(tmp_path)
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = open_app(context, server.url)
+        start_sweep(page, "live", LONG_STEPS)
+        wait_until(lambda: TrialState.RUNNING in _states(server.storage_url, "live"), 60, "a running trial of 'live'")
+        page.close()
+        stop_server(server, workers=False)  # the worker runs on, as after a Ctrl-C of `lorascope ui`
+        _finished_study(server.storage_url, "newer")  # newest study when the app restarts, but idle
+        server = start_server(tmp_path)
+        page = open_app(context, server.url)
+        box = text_input(page, "study-select")
+        wait_until(lambda: box.input_value() == "live", 30, "the running study in the Study dropdown")
+        wait_until(lambda: "(running)" in page.inner_text("#run-status"), 30, "the status of the running study")
+    finally:
+        context.close()
+        stop_server(server)
+
+
+def test_form_messages_sit_under_their_fields_in_ui_words(browser, tmp_path):
+    server = start_server(tmp_path)
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        _finished_study(server.storage_url, "done")
+        page = open_app(context, server.url)
+        wait_until(lambda: text_input(page, "study-select").input_value() == "done", 30, "the only study")
+        page.click("#stop-run")  # an idle study: nothing to stop
+        wait_until(lambda: "Nothing running in done" in page.inner_text("#run-message"), 15, "the idle Stop message")
+        time.sleep(3)  # a live refresh later, the message is still there
+        assert "Nothing running in done" in page.inner_text("#run-message")
+
+        # a dataset with one usable row of three: refused under the dataset, the skipped rows as notes
+        data = tmp_path / "mostly-bad.jsonl"
+        data.write_text('{"text": "the only good row"}\nnot json\n{"other": 1}\n')
+        source = text_input(page, "run-source")
+        source.click()
+        page.get_by_role("option", name="your model + data").click()
+        page.locator("#data-file input[type=file]").set_input_files(str(data))
+        page.wait_for_timeout(1500)
+        page.click("#start-sweep")
+        wait_until(lambda: "has 1 usable example(s)" in page.inner_text("body"), 30, "the too-small dataset error")
+        notes = page.locator("#data-notes")
+        wait_until(lambda: "skipped" in notes.inner_text(), 10, "the skipped-row notes")
+        colour = notes.locator("p").first.evaluate("el => getComputedStyle(el).color")
+        assert colour != "rgb(180, 35, 24)", colour  # notes are not in the error red
+
+        # the Search tab: 2.5 trials is refused under its own field, in UI words
+        page.get_by_role("tab", name="Search & fit").click()
+        help_text = page.locator("#search-alpha-max").inner_text()
+        assert "512×sqrt(64)" in help_text and "256×sqrt(r)" in help_text, help_text  # no Markdown italics
+        page.get_by_label("Trials per rank", exact=True).fill("2.5")
+        page.click("#start-search")
+        box = page.locator("#search-trials-error")
+        wait_until(lambda: "whole number" in box.inner_text(), 15, "the error under Trials per rank")
+        assert "--" not in box.inner_text()
+    finally:
+        context.close()
+        stop_server(server)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import core.models
-from core.data import Example, load_examples, split_examples
+from core.data import MIN_EXAMPLES, MIN_TRAIN_EXAMPLES, Example, load_examples, split_examples
 from core.specs import SpecError
 
 FIELDS_HINT = "'text', or 'prompt' and 'completion'"
@@ -214,17 +214,30 @@ def test_split_puts_about_ten_percent_in_eval():
     assert 8 <= len(evals) <= 35  # about 20 expected; hash-based, so not exact
 
 
-@pytest.mark.parametrize("n", [2, 3, 5])
-def test_split_of_a_few_examples_has_both_parts_non_empty(n):
+@pytest.mark.parametrize("n", [3, 4, 5, 8])
+def test_split_of_a_few_examples_keeps_the_minimum_train_and_one_eval(n):
     train, evals = split_examples(many(n))
-    assert train and evals
+    assert len(train) >= MIN_TRAIN_EXAMPLES and len(evals) >= 1
     assert len(train) + len(evals) == n
     assert not set(train) & set(evals)
 
 
-def test_split_of_a_single_example_uses_it_for_both():
-    only = Example(None, "the only example")
-    assert split_examples([only]) == ([only], [only])
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_split_refuses_too_few_examples_naming_file_count_and_minimum(n):
+    with pytest.raises(SpecError) as err:
+        split_examples(many(n), "runs/uploads/x.jsonl")
+    assert err.value.field == "data"
+    message = err.value.message
+    assert "runs/uploads/x.jsonl" in message and f"has {n} usable example(s)" in message
+    assert f"at least {MIN_EXAMPLES}" in message and "\n" not in message
+
+
+def test_one_valid_line_out_of_three_is_refused_with_notes_on_the_others(tmp_path):
+    path = write(tmp_path, "mostly-bad.jsonl", '{"text": "the only good row"}\nnot json\n{"other": 1}\n')
+    notes: list[str] = []
+    with pytest.raises(SpecError, match="has 1 usable example"):
+        split_examples(load_examples(path, notes), path)
+    assert len(notes) == 2  # the skipped rows are still told, as notes
 
 
 # --- tokenization (labels) --------------------------------------------------------------------
@@ -269,6 +282,36 @@ def test_tokenize_truncates_and_drops_examples_with_no_label_left():
     ids, labels = rows[0]
     assert len(ids) == len(labels) == 5
     assert labels[:2] == [-100, -100] and labels[2:] == tok.encode("com")
+
+
+class CountingTokenizer(FakeTokenizer):
+    """Records the length of every text it is asked to encode."""
+
+    def __init__(self):
+        self.lengths: list[int] = []
+
+    def encode(self, text, add_special_tokens=False):
+        self.lengths.append(len(text))
+        return super().encode(text, add_special_tokens)
+
+
+def test_tokenize_clips_a_huge_line_before_encoding_it():
+    from core.text_task import CHARS_PER_TOKEN_MAX, tokenize
+
+    tok = CountingTokenizer()
+    huge = "x" * 5_000_000  # one 5 MB line; the tokenizer must never see all of it
+    [(ids, labels)] = tokenize([Example(huge, huge), Example(None, huge)], tok, max_length=16)[:1]
+    assert max(tok.lengths) == 16 * CHARS_PER_TOKEN_MAX
+    assert len(ids) == len(labels) == 16  # the kept tokens are the same as without clipping
+
+
+def test_tokenize_does_not_clip_text_that_fits():
+    from core.text_task import tokenize
+
+    tok = CountingTokenizer()
+    text = "y" * 300
+    [(ids, _)] = tokenize([Example(None, text)], tok, max_length=1000)
+    assert tok.lengths == [300] and ids == [1] + tok.encode(text)[:] + [2]
 
 
 @pytest.fixture(scope="module")
