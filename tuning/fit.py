@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from core.scaling import get_rule
 
@@ -118,13 +117,13 @@ def fit_law(optima: list[RankOptimum], rule: str) -> LawFit:
         dof = n - 2
         s2 = float(resid @ resid) / dof
         sxx = float(((x - x.mean()) ** 2).sum())
-        t = float(stats.t.ppf(0.5 + CONFIDENCE / 2, dof))
+        t = float(_t_quantile(dof))
         se_p = math.sqrt(s2 / sxx)
         se_logc = math.sqrt(s2 * (1.0 / n + x.mean() ** 2 / sxx))
         p_ci = (float(slope - t * se_p), float(slope + t * se_p))
         c_ci = (math.exp(intercept - t * se_logc), math.exp(intercept + t * se_logc))
         inside = p_ci[0] <= 0.5 <= p_ci[1]
-        t1 = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
+        t1 = float(_t_quantile(n - 1))
         se_sqrt = float(sqrt_resid.std(ddof=1)) / math.sqrt(n)
         sqrt_c_ci = (math.exp(sqrt_log_c - t1 * se_sqrt), math.exp(sqrt_log_c + t1 * se_sqrt))
     return LawFit(rule=rule, p=float(slope), c=float(math.exp(intercept)), p_ci=p_ci, c_ci=c_ci,
@@ -266,5 +265,12 @@ def confidence_band(optima: list[RankOptimum], ranks: list[float]) -> tuple[list
     resid = y - (intercept + slope * x)
     s2 = float(resid @ resid) / (n - 2)
     sxx = float(((x - x.mean()) ** 2).sum())
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 2)) * np.sqrt(s2 * (1.0 / n + (grid - x.mean()) ** 2 / sxx))
+    half = float(_t_quantile(n - 2)) * np.sqrt(s2 * (1.0 / n + (grid - x.mean()) ** 2 / sxx))
     return list(np.exp(center)), list(np.exp(center - half)), list(np.exp(center + half))
+
+
+def _t_quantile(dof: int) -> float:
+    """The two-sided CONFIDENCE quantile of Student's t with ``dof`` degrees of freedom."""
+    from scipy import stats  # half a second of imports: only when a fit has an interval to give
+
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, dof))
