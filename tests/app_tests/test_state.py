@@ -40,8 +40,8 @@ def test_queued_trials_are_listed_and_counted(tmp_path):
     assert [r["state"] for r in view.records] == ["RUNNING", "WAITING", "WAITING"]
     assert view.waiting == 2 and [r["state"] for r in view.started] == ["RUNNING"]
     rows = trial_rows(view.records, view.steps)
-    assert [(row[1], row[2], row[7]) for row in rows] == [("RUNNING", "4", "7/100"), ("WAITING", "16", "0/100"),
-                                                          ("WAITING", "64", "0/100")]
+    assert [(row[1], row[2], row[7]) for row in rows] == [("running", "4", "7/100"), ("waiting", "16", "0/100"),
+                                                          ("waiting", "64", "0/100")]
 
 
 def test_running_curves_grow_between_reads_and_finished_ones_are_kept(tmp_path, monkeypatch):

@@ -116,7 +116,7 @@ def test_a_worker_killed_mid_trial_loses_one_trial_which_another_worker_reruns(p
     base = BASE.with_params(steps=400, eval_every=100)
     grid = SweepGrid(ranks=(2, 4, 8), rules=("standard",), alphas=(8.0,), lrs=(3e-3,))
     prepare_sweep(pg_url, "kill", base, grid)
-    workers = [_worker(pg_url, "kill") for _ in range(3)]
+    workers = [_worker(pg_url, "kill", "--pack", "1") for _ in range(3)]  # a killed pack loses all its trials
     try:
         victim = _wait_for(lambda: _running_with_steps(pg_url, "kill"))[0]
         os.kill(victim.user_attrs["pid"], signal.SIGKILL)  # no goodbye: only its heartbeats stop

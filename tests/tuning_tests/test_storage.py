@@ -24,7 +24,7 @@ def test_cli_refuses_in_memory_storage_with_exit_2_and_one_line(capsys):
 def test_heartbeat_grace_outlasts_a_busy_machine(tmp_path, monkeypatch):
     monkeypatch.delenv("LORASCOPE_HEARTBEAT_SECONDS", raising=False)
     monkeypatch.delenv("LORASCOPE_HEARTBEAT_GRACE_SECONDS", raising=False)
-    storage = open_storage(f"sqlite:///{tmp_path}/s.db")
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db")._backend
     # Optuna's default grace (2 x interval) failed live trials on a loaded machine
     assert storage.heartbeat_interval == 10 and storage.grace_period == 120
 
@@ -32,5 +32,5 @@ def test_heartbeat_grace_outlasts_a_busy_machine(tmp_path, monkeypatch):
 def test_heartbeat_timing_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("LORASCOPE_HEARTBEAT_SECONDS", "1")
     monkeypatch.setenv("LORASCOPE_HEARTBEAT_GRACE_SECONDS", "3")
-    storage = open_storage(f"sqlite:///{tmp_path}/s.db")
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db")._backend  # Optuna's cache wraps the RDBStorage
     assert storage.heartbeat_interval == 1 and storage.grace_period == 3
