@@ -78,7 +78,8 @@ def pg_server():
                     "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"],
                    check=True, capture_output=True)
     # fsync off: a test server has nothing to keep after a crash
-    options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    options = (f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+               "-c max_connections=500")  # each test database keeps its pooled connections open in this process
     started = subprocess.run([*as_user, bin_dir / "pg_ctl", "start", "-D", data, "-l", log, "-w",
                               "-t", str(START_SECONDS), "-o", options], capture_output=True, text=True)
     if started.returncode:
