@@ -22,8 +22,10 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
+
+from tuning.storage import rdb_engine
 
 Record = dict[str, Any]
 
@@ -141,7 +143,7 @@ class CurveWriter:
     @classmethod
     def for_trial(cls, trial: Any, *, flush_seconds: float = FLUSH_SECONDS) -> CurveWriter:
         """A writer into ``trial``'s storage: the chunk table on an RDB, trial user attrs otherwise."""
-        engine = _engine(trial.study._storage)
+        engine = rdb_engine(trial.study._storage)
         if engine is None:
             return cls(_AttrChunks(trial.set_user_attr), flush_seconds=flush_seconds)
         return cls(_TableChunks(engine, trial._trial_id), flush_seconds=flush_seconds)
@@ -203,7 +205,7 @@ _seen: dict[tuple[str, int], _Seen] = {}
 
 def read_curves(storage: BaseStorage, trials: Sequence[FrozenTrial]) -> dict[int, Curve]:
     """Curves of ``trials`` by trial id: finished ones read once per process, running ones from the last chunk seen."""
-    engine = _engine(storage)
+    engine = rdb_engine(storage)
     if engine is None:
         return {t._trial_id: read_curve(t) for t in trials}
     url = str(engine.url)
@@ -267,11 +269,6 @@ def _fetch(engine: sa.Engine, fresh: list[int], live: list[tuple[int, int]]) -> 
             condition = sa.or_(*[(c.trial_id == tid) & (c.seq >= seq) for tid, seq in live[i:i + _OR_BATCH]])
             rows += conn.execute(sa.select(*columns).where(condition)).all()
     return rows
-
-
-def _engine(storage: BaseStorage) -> sa.Engine | None:
-    backend = getattr(storage, "_backend", storage)  # Optuna wraps RDBStorage in a _CachedStorage
-    return backend.engine if isinstance(backend, RDBStorage) else None
 
 
 def _ensure_table(engine: sa.Engine) -> None:

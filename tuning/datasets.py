@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from core.specs import SpecError
-from tuning.storage import open_storage, redact_url
+from tuning.storage import open_storage, rdb_engine, redact_url
 
 DATASET_SETTING = "dataset"  # study settings key: {"sha256": ..., "name": ...} of the study's --data file
 METADATA = MetaData()
@@ -39,7 +39,7 @@ def store_dataset(storage_url: str, path: str | Path) -> str:
     except OSError as err:
         raise SpecError(f"cannot read dataset {path}: {err.strerror}") from None
     digest = _sha256(content)
-    engine = _engine(storage_url)
+    engine = _engine(storage_url)  # the storage's own engine, shared by the process: never disposed here
     try:
         _create_table(engine)
         with engine.begin() as conn:
@@ -47,8 +47,6 @@ def store_dataset(storage_url: str, path: str | Path) -> str:
                 conn.execute(insert(DATASETS).values(sha256=digest, name=path.name[-255:], content=content))
     except IntegrityError:
         pass  # the same content is there already, perhaps stored by another process a moment ago
-    finally:
-        engine.dispose()
     return digest
 
 
@@ -80,12 +78,9 @@ def materialize_dataset(storage_url: str, sha256: str, cache_dir: str | Path) ->
     if cached is not None and _sha256(cached.read_bytes()) == sha256:
         return cached
     engine = _engine(storage_url)
-    try:
-        _create_table(engine)
-        with engine.connect() as conn:
-            row = conn.execute(select(DATASETS.c.name, DATASETS.c.content).where(DATASETS.c.sha256 == sha256)).first()
-    finally:
-        engine.dispose()
+    _create_table(engine)
+    with engine.connect() as conn:
+        row = conn.execute(select(DATASETS.c.name, DATASETS.c.content).where(DATASETS.c.sha256 == sha256)).first()
     if row is None:
         raise SpecError(f"dataset {sha256[:12]} is not in storage {redact_url(storage_url)}: "
                         f"store it with the study (lorascope stores uploads when the study is created)")
@@ -104,8 +99,7 @@ def materialize_dataset(storage_url: str, sha256: str, cache_dir: str | Path) ->
 
 
 def _engine(storage_url: str) -> Engine:
-    storage = open_storage(storage_url)
-    engine = getattr(getattr(storage, "_backend", storage), "engine", None)  # Optuna's cache wraps RDBStorage
+    engine = rdb_engine(open_storage(storage_url))
     if engine is None:
         raise SpecError(f"storage {redact_url(storage_url)} is a journal file, which cannot hold uploaded datasets: "
                         f"use a sqlite:///, postgresql:// or mysql:// storage")

@@ -106,6 +106,12 @@ def _open_rdb(url: str) -> RDBStorage:
                         f"{redact_text(str(err).splitlines()[0], url)}") from None
 
 
+def rdb_engine(storage: BaseStorage):
+    """The SQLAlchemy engine behind ``storage`` (Optuna wraps RDBStorage in a cache); None for a journal file."""
+    backend = getattr(storage, "_backend", storage)
+    return backend.engine if isinstance(backend, RDBStorage) else None
+
+
 def open_journal(url: str) -> BaseStorage:
     """Open (creating if needed) the Optuna journal file at ``journal:///PATH`` (no database server)."""
     from optuna.storages.journal import JournalFileBackend, JournalStorage
