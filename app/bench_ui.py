@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.ui_process import CHROMIUM, CHROMIUM_ARGS, REPO, browser_missing, start_server, stop_server
+from app.ui_process import REPO, browser_missing, open_app_page, start_server, stop_server
 
 TASKS_TARGET_S = 1.0
 FIRST_CURVE_TARGET_S = 5.0
 FIRST_CURVE_TIMEOUT_S = 120.0
-VIEWPORT = {"width": 1600, "height": 1000}
 # True once the Run tab's loss plot draws a trace with at least one point
 FIRST_POINT_JS = """() => {
   const el = document.querySelector('#loss-plot .js-plotly-plot');
@@ -53,11 +52,7 @@ def start_to_first_curve() -> dict[str, Any]:
         server = start_server(Path(folder))
         try:
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport=VIEWPORT)
-                page.set_default_timeout(60_000)
-                page.goto(server.url)
-                page.wait_for_selector("#loss-plot .js-plotly-plot")
+                browser, page = open_app_page(pw, server.url)
                 page.locator("#study-name").locator("input, textarea").first.fill("bench-first-curve")
                 page.click("#start-sweep")
                 started = time.monotonic()

@@ -24,6 +24,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 REPO = Path(__file__).resolve().parents[1]
+VIEWPORT = {"width": 1600, "height": 1000}  # the screen the README screenshots and the bench use
 SERVER_START_SECONDS = 90.0
 
 
@@ -137,3 +138,13 @@ def stop_server(server: Server, *, workers: bool = True) -> None:
     if workers:
         for pid in server.worker_pids():
             kill_group(pid, grace=2.0)
+
+
+def open_app_page(pw, url: str):
+    """Debian's Chromium (through Playwright ``pw``) on the app at ``url``, plots drawn: (browser, page)."""
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.wait_for_selector("#loss-plot .js-plotly-plot")
+    return browser, page

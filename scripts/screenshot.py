@@ -25,9 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.ui_process import CHROMIUM, CHROMIUM_ARGS, REPO, browser_missing, start_server, stop_server  # noqa: E402
+from app.ui_process import REPO, browser_missing, open_app_page, start_server, stop_server  # noqa: E402
 
-VIEWPORT = {"width": 1600, "height": 1000}
 STUDY = "demo"
 TRIALS = 8
 SEARCH = "alpha-search"
@@ -76,11 +75,7 @@ def main() -> int:
     server = start_server(tmp)
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport=VIEWPORT)
-            page.set_default_timeout(60_000)
-            page.goto(server.url)
-            page.wait_for_selector("#loss-plot .js-plotly-plot")
+            browser, page = open_app_page(pw, server.url)
             if args.steps:
                 page.get_by_label("Steps", exact=True).fill(str(args.steps))
             text_input(page, "study-name").fill(STUDY)
