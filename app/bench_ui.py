@@ -42,15 +42,31 @@ def tasks_seconds(repeats: int = 3) -> dict[str, Any]:
 
 
 def start_to_first_curve() -> dict[str, Any]:
-    """Seconds from the Start click to the first loss point on screen (demo defaults, cpu)."""
+    """Seconds from the Start click to the first loss point on screen (demo defaults, cpu).
+
+    Measured as shipped (a pre-warmed standby worker takes the command) and with ``--no-standby``
+    (a fresh worker process imports torch first).
+    """
     missing = browser_missing()
     if missing:
         return {"skipped": missing}
+    seconds = _first_curve_seconds(())
+    cold = _first_curve_seconds(("--no-standby",))
+    return {"seconds": seconds, "no_standby_seconds": cold, "task": "synthetic-facts (the Run tab's demo)",
+            "device": "auto (the Run tab's default; cpu on a machine without a GPU)",
+            "target_s": FIRST_CURVE_TARGET_S, "meets_target": seconds < FIRST_CURVE_TARGET_S,
+            "note": "Start is pressed once the page has loaded and the standby worker is warm; the page "
+                    "polls every 0.4 s until the first point"}
+
+
+def _first_curve_seconds(server_args: tuple[str, ...]) -> float:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="lorascope-bench-ui-") as folder:
-        server = start_server(Path(folder))
+        server = start_server(Path(folder), extra_args=server_args)
         try:
+            if not server_args:
+                wait_for_standby(server.proc.pid)
             with sync_playwright() as pw:
                 browser, page = open_app_page(pw, server.url)
                 page.locator("#study-name").locator("input, textarea").first.fill("bench-first-curve")
@@ -61,10 +77,22 @@ def start_to_first_curve() -> dict[str, Any]:
                 browser.close()
         finally:
             stop_server(server)
-    return {"seconds": round(seconds, 2), "task": "synthetic-facts (the Run tab's demo)",
-            "device": "auto (the Run tab's default; cpu on a machine without a GPU)",
-            "target_s": FIRST_CURVE_TARGET_S, "meets_target": seconds < FIRST_CURVE_TARGET_S,
-            "note": "includes up to one 2 s UI refresh tick"}
+    return round(seconds, 2)
+
+
+def wait_for_standby(server_pid: int, timeout: float = 60.0) -> None:
+    """Wait until the app's standby worker has warmed up (it then sleeps reading its stdin)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in psutil.Process(server_pid).children():
+            try:
+                if "app.standby" in proc.cmdline() and proc.cpu_percent(interval=0.5) < 5:
+                    return
+            except psutil.Error:
+                continue
+        time.sleep(0.2)
 
 
 def ui_section() -> dict[str, Any]:

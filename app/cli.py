@@ -65,6 +65,9 @@ def build_parser() -> OneLineParser:
                     help=f"Optuna storage URL. Default: ${STORAGE_ENV} if set, else {DEFAULT_STORAGE}.")
     ui.add_argument("--auth", help="USER:PASS to require a login.")
     ui.add_argument("--share", action="store_true", help="Also open a public Gradio share link (needs network).")
+    ui.add_argument("--no-standby", dest="standby", action="store_false",
+                    help="Keep no pre-warmed worker ready (saves its memory; each Start then waits for "
+                         "torch to import before the first step).")
 
     bench = sub.add_parser("bench", help="Benchmark trainer throughput and pruning savings; writes JSON.")
     bench.add_argument("--device", default="auto", help=field_help("device"))

@@ -159,7 +159,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
         auth = (user, password)
     check_bind(args.host, args.port)
     open_storage(args.storage)
-    launch(host=args.host, port=args.port, storage_url=args.storage, auth=auth, share=args.share)
+    launch(host=args.host, port=args.port, storage_url=args.storage, auth=auth, share=args.share,
+           standby=args.standby)
     return 0
 
 

@@ -7,7 +7,8 @@ anyone on the machine can read). A run file records the child's pid, its start t
 token also put in the child's environment, so a restarted app can still stop it and Stop never
 signals a process that is not that very worker (a recycled pid, an edited file). Stop signals the
 whole group, so children of the worker stop too, and sets the study's stop flag in the storage,
-which `lorascope worker` processes on other machines poll.
+which `lorascope worker` processes on other machines poll. The app keeps one pre-warmed worker
+(app.standby) ready, so a Start's first step does not wait for torch to import.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ from tuning.sweep import fail_dead_local_trials
 
 STOP_GRACE_SECONDS = 15.0  # time a worker gets to end its trial cleanly before SIGKILL
 TOKEN_ENV = "LORASCOPE_RUN_TOKEN"  # proves a process is the worker this runner started
+STANDBY_RESPAWN_SECONDS = 20.0  # after a Start, the next standby worker warms up this much later
 
 
 @dataclass
@@ -52,10 +55,15 @@ class RunInfo:
 class Runner:
     """Owns the worker processes of one storage; safe to recreate after an app restart."""
 
-    def __init__(self, storage_url: str, run_dir: str | Path = "runs"):
+    def __init__(self, storage_url: str, run_dir: str | Path = "runs", *, standby: bool = False):
         self.storage_url = storage_url
         self.log_dir = Path(run_dir) / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._children: dict[int, subprocess.Popen] = {}
+        self._standby: tuple[subprocess.Popen, str] | None = None
+        self._standby_lock = threading.Lock()
+        if standby:
+            self.spawn_standby()
 
     def _pid_file(self, study: str) -> Path:
         return self.log_dir / f"{safe_name(study)}.pid.json"
@@ -65,18 +73,24 @@ class Runner:
         return self.log_dir / f"{safe_name(study)}.log"
 
     def start(self, argv: list[str], study: str) -> RunInfo:
-        """Start ``lorascope ARGV`` as a worker for ``study``; refuses if one is already running."""
+        """Start ``lorascope ARGV`` as a worker for ``study``; refuses if one is already running.
+
+        A ready standby process (see app.standby) takes the command when there is one, else a fresh
+        process starts.
+        """
         if self.is_running(study):
             raise RuntimeError(f"study {study!r} is already running: stop it first or pick another name")
         log = self.log_path(study)
-        token = secrets.token_hex(16)
-        command = [sys.executable, "-m", "app.cli", *argv, "--study", study, "--quiet"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", STORAGE_ENV: self.storage_url, TOKEN_ENV: token}
+        full_argv = [*argv, "--study", study, "--quiet"]
         with log.open("ab") as out:
             out.write(f"\n$ lorascope {' '.join(argv)}\n".encode())
-            out.flush()
-            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=env)
+        proc, token = self._take_standby(full_argv, log)
+        if proc is None:
+            token = secrets.token_hex(16)
+            with log.open("ab") as out:
+                proc = subprocess.Popen([sys.executable, "-m", "app.cli", *full_argv], stdout=out,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True, env=self._worker_env(token))
         info = RunInfo(study=study, pid=proc.pid, log=log, argv=argv)
         record = {"study": study, "pid": proc.pid, "token": token, "argv": argv,
                   "create_time": psutil.Process(proc.pid).create_time()}
@@ -86,9 +100,51 @@ class Runner:
         path = self._pid_file(study)
         path.write_text(json.dumps(record))
         path.chmod(0o600)  # the token is what lets Stop signal the worker
-        self._children = getattr(self, "_children", {})
         self._children[proc.pid] = proc  # reaped in is_running, so no zombie lingers
         return info
+
+    def _worker_env(self, token: str) -> dict[str, str]:
+        return {**os.environ, "PYTHONUNBUFFERED": "1", STORAGE_ENV: self.storage_url, TOKEN_ENV: token}
+
+    def spawn_standby(self) -> None:
+        """Start a pre-warmed worker that the next Start hands its command to (one at a time)."""
+        with self._standby_lock:
+            if self._standby is not None and self._standby[0].poll() is None:
+                return
+            token = secrets.token_hex(16)
+            proc = subprocess.Popen([sys.executable, "-m", "app.standby"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True, env=self._worker_env(token))
+            self._standby = (proc, token)
+
+    def _take_standby(self, argv: list[str], log: Path) -> tuple[subprocess.Popen | None, str | None]:
+        """Hand ``argv`` to the standby worker if one is alive; schedule its replacement."""
+        with self._standby_lock:
+            standby, self._standby = self._standby, None
+        if standby is None:
+            return None, None
+        proc, token = standby
+        try:
+            if proc.poll() is not None:
+                raise OSError("standby worker exited")
+            proc.stdin.write((json.dumps({"argv": argv, "log": str(log)}) + "\n").encode())
+            proc.stdin.close()
+        except OSError:
+            proc.poll()
+            return None, None
+        # the replacement warms up later, so it does not take CPU from this run's first steps
+        timer = threading.Timer(STANDBY_RESPAWN_SECONDS, self.spawn_standby)
+        timer.daemon = True
+        timer.start()
+        return proc, token
+
+    def close_standby(self) -> None:
+        """End the standby worker, if any (it also ends by itself when the app exits)."""
+        with self._standby_lock:
+            standby, self._standby = self._standby, None
+        if standby is not None:
+            standby[0].stdin.close()
+            standby[0].wait(timeout=30)
 
     def _record(self, study: str) -> dict | None:
         path = self._pid_file(study)
@@ -104,7 +160,7 @@ class Runner:
         if record is None:
             return None
         pid = record.get("pid")
-        child = getattr(self, "_children", {}).get(pid)
+        child = self._children.get(pid)
         if child is not None and child.poll() is not None:
             return None
         return pid if is_our_worker(record) else None
@@ -116,7 +172,7 @@ class Runner:
     def exit_message(self, study: str) -> str | None:
         """The last line of a worker that exited with an error, else None."""
         record = self._record(study)
-        child = getattr(self, "_children", {}).get(record["pid"]) if record else None
+        child = self._children.get(record["pid"]) if record else None
         if child is None or child.poll() in (None, 0):
             return None
         lines = [line for line in self.log_path(study).read_text(errors="replace").splitlines() if line.strip()]

@@ -20,6 +20,7 @@ from tuning.results import study_results  # noqa: E402
 from tuning.storage import DEFAULT_STORAGE, load_study, redact_url  # noqa: E402
 
 REFRESH_SECONDS = 2.0
+FIRST_POINT_REFRESH_SECONDS = 0.4  # the Run tab's poll between Start and the first curve point
 CSS = (".field-error p { color: #b42318; margin: 0; font-size: 0.9em; }\n"
        ".field-note p { color: var(--body-text-color-subdued); margin: 0; font-size: 0.9em; }\n"
        # the fit report's long lines wrap, never hide
@@ -29,9 +30,9 @@ INTRO = ("# lorascope\nShort LoRA fine-tunes over ranks, alphas and scaling rule
          "and the loss as the rank grows. Press **Start** to run the built-in demo.")
 
 
-def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs") -> gr.Blocks:
-    """Build the Blocks app over one storage."""
-    ctx = UiContext(storage_url=storage_url, runner=Runner(storage_url, run_dir))
+def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs", *, standby: bool = False) -> gr.Blocks:
+    """Build the Blocks app over one storage; ``standby`` keeps a pre-warmed worker ready for Start."""
+    ctx = UiContext(storage_url=storage_url, runner=Runner(storage_url, run_dir, standby=standby))
     with gr.Blocks(title="lorascope", analytics_enabled=False) as app:
         gr.Markdown(INTRO)
         # the value is picked at page load (studies_tab.page_study), never at build time
@@ -70,30 +71,35 @@ def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs") -> gr.B
             return [*[value for tab in panels for value in tab_outputs(tab, view, which)], None]
 
         def refresh_visible(name, which, tab, last):
-            """Recompute only the visible tab, and its figures only when the study changed since they were drawn."""
+            """Recompute only the visible tab, and its figures only when the study changed since they were drawn.
+
+            The last value is the timer's interval: short while a started run has drawn no point yet.
+            """
             values = {component: gr.skip() for component in outputs}
             if tab not in panels:
-                return [*values.values(), last]
+                return [*values.values(), last, REFRESH_SECONDS]
             view = read_study(storage_url, name, with_curves=tab != "search")
             signature = (tab, which, view.signature())
             if signature != last or tab == "run":  # the run tab's status also follows the worker process
                 values.update(zip(panels[tab], tab_outputs(tab, view, which, figures=signature != last)))
-            return [*values.values(), signature]
+            waiting = tab == "run" and bool(name) and run_tab.awaiting_first_point(view, ctx.runner.is_running(name))
+            return [*values.values(), signature, FIRST_POINT_REFRESH_SECONDS if waiting else REFRESH_SECONDS]
 
         def redraw(name, which, tab):
             return refresh_visible(name, which, tab, None)
 
         inputs = [ctx.study, compare["which"], visible]
         timer = gr.Timer(REFRESH_SECONDS)
-        timer.tick(refresh_visible, [*inputs, drawn], [*outputs, drawn], show_progress="hidden",
+        outputs_drawn = [*outputs, drawn, timer]
+        timer.tick(refresh_visible, [*inputs, drawn], outputs_drawn, show_progress="hidden",
                    api_visibility="private")
-        ctx.study.change(redraw, inputs, [*outputs, drawn], show_progress="hidden", api_visibility="private")
-        compare["which"].change(redraw, inputs, [*outputs, drawn], show_progress="hidden", api_visibility="private")
+        ctx.study.change(redraw, inputs, outputs_drawn, show_progress="hidden", api_visibility="private")
+        compare["which"].change(redraw, inputs, outputs_drawn, show_progress="hidden", api_visibility="private")
         for tab, item in (("run", run_item), ("compare", compare_item), ("search", search_item),
                           ("export", export_item), ("studies", studies_item)):
             item.select(lambda tab=tab: tab, None, visible, api_visibility="private").then(
-                redraw, inputs, [*outputs, drawn], show_progress="hidden", api_visibility="private")
-        app.load(redraw, inputs, [*outputs, drawn], show_progress="hidden", api_visibility="private")
+                redraw, inputs, outputs_drawn, show_progress="hidden", api_visibility="private")
+        app.load(redraw, inputs, outputs_drawn, show_progress="hidden", api_visibility="private")
         # the API's /refresh gets every tab at once; a page never presses this button
         api_refresh = gr.Button(visible=False)
         api_refresh.click(refresh_all, [ctx.study, compare["which"]], [*outputs, drawn], api_name="refresh",
@@ -152,12 +158,15 @@ def check_bind(host: str, port: int) -> None:
 
 
 def launch(*, host: str = "127.0.0.1", port: int = 7860, storage_url: str = DEFAULT_STORAGE,
-           auth: tuple[str, str] | None = None, share: bool = False, block: bool = True):
-    """Start the server; warns when reachable from other machines without a login."""
+           auth: tuple[str, str] | None = None, share: bool = False, block: bool = True, standby: bool = True):
+    """Start the server; warns when reachable from other machines without a login.
+
+    ``standby`` keeps a pre-warmed worker process ready for the next Start (see app.standby).
+    """
     warning = bind_warning(host, auth)
     if warning:
         print(warning, file=sys.stderr)
-    app = build_app(storage_url)
+    app = build_app(storage_url, standby=standby)
     print(f"lorascope: serving http://{host}:{port} over {redact_url(storage_url)} (Ctrl-C to stop; runs keep going)",
           file=sys.stderr)
     return app.launch(server_name=host, server_port=port, auth=auth, share=share, css=CSS, quiet=not share,

@@ -100,15 +100,16 @@ class Server:
             return ""
 
 
-def start_server(tmp: Path, port: int | None = None) -> Server:
-    """Start `python -m app.cli ui` in ``tmp`` over ``tmp/s.db`` and wait until it answers HTTP."""
+def start_server(tmp: Path, port: int | None = None, extra_args: tuple[str, ...] = ()) -> Server:
+    """Start `python -m app.cli ui [EXTRA_ARGS]` in ``tmp`` over ``tmp/s.db`` and wait until it answers HTTP."""
     port = port or free_port()
     log = tmp / "server.log"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p)}
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "ui", "--port", str(port), "--storage", f"sqlite:///{tmp}/s.db"],
+            [sys.executable, "-m", "app.cli", "ui", "--port", str(port), "--storage", f"sqlite:///{tmp}/s.db",
+             *extra_args],
             cwd=tmp, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True)
     server = Server(tmp, port, proc, log)

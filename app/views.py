@@ -47,6 +47,8 @@ def run_status(name: str | None, records: list[dict[str, Any]], *, running: bool
         parts.append(f"{waiting} queued")
     state = "running" if running else "idle"
     line = f"**{name}** ({state}): " + (", ".join(parts) if parts else "starting...")
+    if running and not any(rec.get("curve") for rec in records):
+        line += "  \n⏳ starting worker: loading the model, the first step follows"
     if exit_message:
         line += f"  \n⚠️ worker stopped: `{exit_message}`"
     return line

@@ -139,6 +139,7 @@ class CurveWriter:
         self._flush_seconds = flush_seconds
         self._buffer: list[Record] = []
         self._last_flush = time.monotonic()
+        self._written = False  # the first record is written at once: the UI draws a point right after Start
 
     @classmethod
     def for_trial(cls, trial: Any, *, flush_seconds: float = FLUSH_SECONDS) -> CurveWriter:
@@ -149,9 +150,10 @@ class CurveWriter:
         return cls(_TableChunks(engine, trial._trial_id), flush_seconds=flush_seconds)
 
     def add(self, record: Record) -> None:
-        """Queue one record; write the buffer when it is old or large enough."""
+        """Queue one record; write the buffer when it is old or large enough (the very first record at once)."""
         self._buffer.append(dict(record))
-        if len(self._buffer) >= FLUSH_RECORDS or time.monotonic() - self._last_flush >= self._flush_seconds:
+        if (len(self._buffer) >= FLUSH_RECORDS or not self._written
+                or time.monotonic() - self._last_flush >= self._flush_seconds):
             self.flush()
 
     def flush(self) -> None:
@@ -159,6 +161,7 @@ class CurveWriter:
         if self._buffer:
             self._write(self._buffer)
             self._buffer = []
+            self._written = True
         self._last_flush = time.monotonic()
 
 

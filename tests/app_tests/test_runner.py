@@ -10,6 +10,8 @@ import optuna
 import psutil
 import pytest
 
+import app.runner
+
 from app.runner import Runner, list_runs
 from tuning.attrs import STOP_ATTR
 from tuning.curves import read_curves
@@ -131,3 +133,50 @@ def test_stop_sets_the_storage_flag_that_workers_on_other_machines_poll(tmp_path
     flags = {s.study_name: s.user_attrs.get(STOP_ATTR) for s in optuna.get_all_study_summaries(open_storage(url))}
     assert flags == {"srch/r4": True, "srch/r16": True, "other": None}
     assert "stopped" in Runner(url, tmp_path / "runs").stop("never-started")  # no study: nothing to flag
+
+
+def test_start_hands_the_command_to_the_warm_standby_worker(tmp_path, monkeypatch):
+    monkeypatch.setattr(app.runner, "STANDBY_RESPAWN_SECONDS", 0.1)
+    url = f"sqlite:///{tmp_path}/s.db"
+    runner = Runner(url, tmp_path / "runs", standby=True)
+    try:
+        standby = runner._standby[0]
+        cmdline = Path(f"/proc/{standby.pid}/cmdline").read_bytes().decode()
+        assert "app.standby" in cmdline and "sqlite" not in cmdline  # the URL travels in the environment only
+        info = runner.start(SWEEP, "warm")
+        assert info.pid == standby.pid and runner.is_running("warm")
+        assert _wait(lambda: any(t.state.name == "RUNNING" and len(read_curves(open_storage(url), [t])[t._trial_id])
+                                 for t in _trials(url, "warm")))
+        log = info.log.read_text()
+        assert log.startswith("\n$ lorascope sweep") and "Traceback" not in log
+        assert _wait(lambda: runner._standby is not None)  # the next one warms up for the next Start
+        assert runner._standby[0].pid != standby.pid
+        assert "stopped" in runner.stop("warm") and not runner.is_running("warm")
+        assert _wait(lambda: standby.poll() is not None, 10)
+        assert {t.user_attrs.get("outcome", {}).get("status") for t in _trials(url, "warm")} == {"stopped"}
+    finally:
+        runner.close_standby()
+
+
+def test_a_standby_without_a_command_ends_and_runs_nothing(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    runner = Runner(url, tmp_path / "runs", standby=True)
+    proc = runner._standby[0]
+    runner.close_standby()  # as when the app exits: its end of the pipe closes
+    assert proc.returncode == 0 and runner._standby is None
+    assert not (tmp_path / "s.db").exists() and list_runs(f"sqlite:///{tmp_path}/other.db") == []
+
+
+def test_a_dead_standby_leaves_start_to_a_fresh_worker(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    runner = Runner(url, tmp_path / "runs", standby=True)
+    standby = runner._standby[0]
+    standby.kill()
+    standby.wait()
+    info = runner.start(SWEEP, "cold")
+    try:
+        assert info.pid != standby.pid and runner.is_running("cold")
+        assert "app.cli" in Path(f"/proc/{info.pid}/cmdline").read_bytes().decode()
+    finally:
+        runner.stop("cold")
+        runner.close_standby()

@@ -64,6 +64,7 @@ def test_running_curves_grow_between_reads_and_finished_ones_are_kept(tmp_path, 
     second = {r["number"]: r["curve"] for r in view.records}
     assert len(first[1]) == 10 and len(second[1]) == 25 and [p["step"] for p in second[1]] == list(range(25))
     assert second[0] is first[0] and len(second[0]) == 100
-    assert fetches == [([], [(live._trial_id, 1)])]  # nothing for the finished trial, the live one from chunk 1
+    # nothing for the finished trial, the live one from chunk 2 (chunk 0 is its first record, written at once)
+    assert fetches == [([], [(live._trial_id, 2)])]
     # the UI redraws figures when the signature moves, and only then
     assert first_view.signature() != view.signature() == read_study(url, "s").signature()

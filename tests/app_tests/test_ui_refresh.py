@@ -7,7 +7,8 @@ import optuna
 import pytest
 
 from app.bench_scale import _make_trials, _records
-from app.ui import build_app
+from app.runner import Runner
+from app.ui import FIRST_POINT_REFRESH_SECONDS, REFRESH_SECONDS, build_app
 from tuning.curves import CurveWriter, forget_cache
 
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage")
@@ -39,25 +40,26 @@ def _skipped(values):
 
 
 def test_only_the_visible_tab_is_computed(refresh):
-    *values, signature = refresh("compare", None)
+    *values, signature, _ = refresh("compare", None)
     assert _skipped(values[RUN]) == [True] * 4 and _skipped(values[SEARCH]) == [True] * 4
     assert not any(_skipped(values[COMPARE])) and "slope" in values[4]
-    *values, _ = refresh("export", signature)
+    *values, _, _ = refresh("export", signature)
     assert all(_skipped(values))
 
 
 def test_unchanged_study_keeps_figures_and_the_run_tab_still_updates_status_and_table(refresh):
-    *first, signature = refresh("run", None)
+    *first, signature, interval = refresh("run", None)
     assert not any(_skipped(first[RUN])) and first[3][0][1] == "complete"
-    *again, same = refresh("run", signature)
+    assert interval == REFRESH_SECONDS  # curves are drawn: the page polls at its usual pace
+    *again, same, _ = refresh("run", signature)
     assert same == signature
     assert _skipped(again[RUN]) == [False, True, True, False]  # status and table; figures as drawn
-    *compare, _ = refresh("compare", ("compare", "step0", ()))
+    *compare, _, _ = refresh("compare", ("compare", "step0", ()))
     assert not any(_skipped(compare[COMPARE]))
 
 
 def test_the_search_tab_shows_trials_done_of_the_total(refresh):
-    *values, _ = refresh("search", None)
+    *values, _, _ = refresh("search", None)
     assert values[SEARCH][0] == "**big**: 14 / 16 trials done, 2 running"
 
 
@@ -69,3 +71,23 @@ def test_no_page_load_event_writes_back_a_study_read_at_load(tmp_path):
     writers = [fn for fn in loads if study in fn.outputs]
     assert [fn.name for fn in writers] == ["page_study"]
     assert all(study not in fn.inputs for fn in writers)
+
+
+def test_the_page_polls_faster_between_start_and_the_first_point(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path}/r.db"
+    forget_cache()
+    study, ids = _make_trials(url, "fresh", 2, 2, 40)  # two running trials, no step written yet
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        app = build_app(url, run_dir=str(tmp_path / "runs"))
+    fn = next(block_fn.fn for block_fn in app.fns.values() if block_fn.name == "refresh_visible")
+    running = {"fresh"}
+    monkeypatch.setattr(Runner, "is_running", lambda self, name: name in running)
+    assert fn("fresh", "step0", "run", None)[-1] == FIRST_POINT_REFRESH_SECONDS
+    assert fn("fresh", "step0", "compare", None)[-1] == REFRESH_SECONDS  # only the Run tab waits for it
+    running.clear()
+    assert fn("fresh", "step0", "run", None)[-1] == REFRESH_SECONDS  # a worker that died: no hurry
+    running.add("fresh")
+    writer = CurveWriter.for_trial(optuna.Trial(study, ids[0]))
+    writer.add({"step": 0, "loss": 2.0, "grad_norm": 1.0, "lr": 1e-3, "tokens": 8})
+    assert fn("fresh", "step0", "run", None)[-1] == REFRESH_SECONDS

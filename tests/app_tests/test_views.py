@@ -38,6 +38,11 @@ def test_rows_of_a_search_name_each_trial_by_its_rank_study():
 
 def test_status_line_counts_queued_trials_and_shows_why_a_worker_stopped():
     assert run_status(None, [], running=False).startswith("No study yet")
-    assert run_status("s", [], running=True) == "**s** (running): starting..."
+    assert run_status("s", [], running=True) == ("**s** (running): starting...  \n"
+                                                 "⏳ starting worker: loading the model, the first step follows")
+    assert run_status("s", [], running=False) == "**s** (idle): starting..."
     line = run_status("s", [_rec(0, "RUNNING")], running=True, waiting=4, exit_message="boom")
+    assert line.startswith("**s** (running): 1 running, 4 queued  \n⏳ starting worker")
+    drawing = {**_rec(0, "RUNNING"), "curve": [{"step": 0, "loss": 1.0}]}
+    line = run_status("s", [drawing], running=True, waiting=4, exit_message="boom")
     assert line == "**s** (running): 1 running, 4 queued  \n⚠️ worker stopped: `boom`"

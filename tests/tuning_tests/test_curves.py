@@ -72,12 +72,16 @@ def test_round_trip_keeps_values_types_nan_inf_and_missing_fields(study):
 def test_writer_flushes_by_count_and_time_so_readers_see_a_running_trial(study):
     trial = study.ask()
     writer = CurveWriter.for_trial(trial, flush_seconds=3600.0)
-    for record in _records(0, curves.FLUSH_RECORDS + 5):
+    writer.add(_records(0, 1)[0])
+    # the first record is written at once, so the UI draws a point as soon as training starts
+    assert len(read_curves(study._storage, study.get_trials())[trial._trial_id]) == 1
+    for record in _records(1, curves.FLUSH_RECORDS + 5):
         writer.add(record)
-    assert len(read_curves(study._storage, study.get_trials())[trial._trial_id]) == curves.FLUSH_RECORDS
+    assert len(read_curves(study._storage, study.get_trials())[trial._trial_id]) == 1 + curves.FLUSH_RECORDS
     quick = CurveWriter.for_trial(study.ask(), flush_seconds=0.0)
     quick.add(_records(0, 1)[0])
-    assert [len(c) for c in read_curves(study._storage, study.get_trials()).values()] == [curves.FLUSH_RECORDS, 1]
+    quick.add(_records(1, 2)[0])
+    assert [len(c) for c in read_curves(study._storage, study.get_trials()).values()] == [1 + curves.FLUSH_RECORDS, 2]
 
 
 def test_incremental_read_fetches_only_chunks_not_seen(study, fetched):
@@ -92,7 +96,7 @@ def test_incremental_read_fetches_only_chunks_not_seen(study, fetched):
     writer.flush()
     fetched.clear()
     second = read_curves(study._storage, study.get_trials())[trial._trial_id]
-    assert fetched == [(trial._trial_id, 1)]  # only the new chunk
+    assert fetched == [(trial._trial_id, 2)]  # only the new chunk (chunk 0 is the first record alone)
     assert [r["step"] for r in second] == list(range(50)) and list(first) == list(second)[:30]
     fetched.clear()
     assert len(read_curves(study._storage, study.get_trials())[trial._trial_id]) == 50 and fetched == []
