@@ -237,10 +237,18 @@ class _PackRun:
     def _train(self, workload) -> None:
         spec, device, model = self.spec, self.device, workload.model
         self.started = time.perf_counter()
-        optimizer = torch.optim.AdamW([{"params": c.params, "lr": c.spec.lr} for c in self.configs],
+        # configs with one lr schedule share a param group: one fused AdamW call for all of them
+        # (Adam is elementwise, so this changes no config's update)
+        schedules: dict[tuple, list[_Config]] = {}
+        for c in self.configs:
+            schedules.setdefault((c.spec.lr, c.spec.warmup_steps, c.spec.schedule), []).append(c)
+        groups = list(schedules.values())
+        group_of = {c.slot: i for i, members in enumerate(groups) for c in members}
+        optimizer = torch.optim.AdamW([{"params": [p for c in members for p in c.params], "lr": members[0].spec.lr}
+                                       for members in groups],
                                       weight_decay=0.0, fused=device.type in ("cpu", "cuda") or None)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, [partial(lr_factor, spec=c.spec) for c in self.configs])
+            optimizer, [partial(lr_factor, spec=members[0].spec) for members in groups])
         model.train()
         for step in range(spec.steps):
             stops = [(c, reason) for c in self._active() if (reason := self.should_stop(c.index))]
@@ -257,7 +265,7 @@ class _PackRun:
                 losses = workload.losses(batch, len(active))  # (n,), row-group order
             losses.sum().backward()
             norms = _clip_per_config(active)
-            lrs = [optimizer.param_groups[c.slot]["lr"] for c in active]
+            lrs = [optimizer.param_groups[group_of[c.slot]]["lr"] for c in active]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
