@@ -10,6 +10,7 @@ without Optuna, for machines that only have torch, transformers and PEFT.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import platform
@@ -22,6 +23,7 @@ from typing import Any
 
 import torch
 
+from core import packed_lora
 from core.devices import autocast, pick_device
 from core.factory import clear_base_cache
 from core.models import TINY_LM, discover_target_modules, load_model_and_tokenizer
@@ -48,6 +50,8 @@ class PackedCase:
     model_size: str | None = None  # None: the task's own model; else a MODEL_SIZES key
     target_speedup: float | None = None
     sequential_every: int = 1  # run 1 in n configs sequentially and scale their time by n
+    repeats: int = 1  # time each arm this many times and keep the fastest (short cases: less noise)
+    ulp_control: bool = False  # also rerun the largest rank of each rule alone from a 1-ulp-perturbed init
 
     def specs(self, device: str, model: str | None) -> list[TrialSpec]:
         """The case's grid: ranks x both rules x alphas."""
@@ -59,14 +63,14 @@ class PackedCase:
 
 CPU_CASES = [
     PackedCase("synthetic-facts demo grid, K=8", "synthetic-facts", (4, 16, 64, 256), (16.0,), 300, 64,
-               target_speedup=3.0),
+               target_speedup=3.0, repeats=3),
     PackedCase("tiny-facts, K=8, ranks 4-32", "tiny-facts", (4, 8, 16, 32), (16.0,), 30, 16, target_speedup=1.5),
     # ranks up to 4x the tiny LM's width: adapter FLOPs dominate, which packing does not save on a CPU
-    PackedCase("tiny-facts, K=8, ranks 8-512", "tiny-facts", (8, 32, 128, 512), (16.0,), 30, 16),
+    PackedCase("tiny-facts, K=8, ranks 8-512", "tiny-facts", (8, 32, 128, 512), (16.0,), 30, 16, ulp_control=True),
 ]
 GPU_CASES = [
     PackedCase("26M Llama, K=8", "tiny-facts", (8, 32, 128, 512), (16.0,), 100, 64, model_size="26M",
-               target_speedup=8.0),
+               target_speedup=8.0, ulp_control=True),
     PackedCase("26M Llama, K=32 (4 alphas)", "tiny-facts", (8, 32, 128, 512), (8.0, 16.0, 32.0, 64.0), 100, 64,
                model_size="26M", target_speedup=16.0, sequential_every=4),
 ]
@@ -95,13 +99,15 @@ def compare(case: PackedCase, device: str, model: str | None) -> dict[str, Any]:
     # every n-th config, shifted per rank block so that the sample holds every rank, rule and alpha
     sequential_idx = [k for k in range(len(specs)) if (k + k // len(case.ranks)) % case.sequential_every == 0]
     run_pack([s.with_params(steps=2, eval_every=2) for s in specs[:2]])  # warm-up: kernels, allocator
-    seq = _timed(lambda: [_fresh_trial(specs[k]) for k in sequential_idx], device)
+    seq = _fastest(case.repeats, lambda: [_fresh_trial(specs[k]) for k in sequential_idx], device)
     clear_base_cache()
-    packed = _timed(lambda: run_pack(specs), device)
+    packed = _fastest(case.repeats, lambda: run_pack(specs), device)
     seq_seconds = seq["seconds"] * case.sequential_every
-    deviations = [abs(packed["result"][k].final_loss - o.final_loss) / abs(o.final_loss)
-                  for k, o in zip(sequential_idx, seq["result"])
-                  if o.status == packed["result"][k].status == "completed"]
+    by_rule: dict[str, list[float]] = {}
+    for k, o in zip(sequential_idx, seq["result"]):
+        if o.status == packed["result"][k].status == "completed":
+            by_rule.setdefault(specs[k].rule, []).append(_relative(packed["result"][k].final_loss, o.final_loss))
+    deviations = [d for values in by_rule.values() for d in values]
     tokens = sum(o.tokens_per_s * o.train_seconds for o in packed["result"] if o.tokens_per_s)
     out = {"case": case.name, "task": case.task, "model_size": case.model_size or "task's own",
            "configs": len(specs), "ranks": list(case.ranks), "alphas": list(case.alphas),
@@ -110,12 +116,15 @@ def compare(case: PackedCase, device: str, model: str | None) -> dict[str, Any]:
            "sequential_estimated_from": (f"{len(sequential_idx)} of {len(specs)} configs, time x"
                                          f"{case.sequential_every}" if case.sequential_every > 1 else None),
            "packed_seconds": round(packed["seconds"], 2),
+           "timing": f"fastest of {case.repeats} runs per arm" if case.repeats > 1 else "one run per arm",
            "speedup": round(seq_seconds / packed["seconds"], 2),
            "target_speedup": case.target_speedup,
            "packed_tokens_per_s": round(tokens / packed["seconds"], 1),
            "sequential_tokens_per_s": round(tokens / seq_seconds, 1),
            "sequential_peak_memory_mb": seq["peak_mb"], "packed_peak_memory_mb": packed["peak_mb"],
            "max_final_loss_deviation_rel": max(deviations) if deviations else None,
+           "max_final_loss_deviation_rel_by_rule": {rule: max(values) for rule, values in by_rule.items()},
+           "one_ulp_init_control": ulp_control(specs, sequential_idx, seq["result"]) if case.ulp_control else None,
            "statuses": {"sequential": [o.status for o in seq["result"]],
                         "packed": [o.status for o in packed["result"]]}}
     if model and pick_device(device).type == "cuda":
@@ -125,6 +134,47 @@ def compare(case: PackedCase, device: str, model: str | None) -> dict[str, Any]:
         out["bf16_peak_note"] = ("6 x base params x tokens per second (forward + backward through the "
                                  "frozen base, an approximation) over 989 TFLOP/s dense bf16")
     return out
+
+
+ULP = 2.4e-7  # a relative change of about two fp32 ulps (float32 eps is 1.19e-7)
+
+
+@contextlib.contextmanager
+def perturbed_init(relative: float = ULP):
+    """Within the block, every adapter's A starts multiplied by ``1 + relative``."""
+    original = packed_lora.peft_init
+
+    def peft_init(layers, rank, seed):
+        return [(a * (1 + relative), b) for a, b in original(layers, rank, seed)]
+
+    packed_lora.peft_init = peft_init
+    try:
+        yield
+    finally:
+        packed_lora.peft_init = original
+
+
+def ulp_control(specs: list[TrialSpec], sequential_idx: list[int], sequential) -> dict[str, Any]:
+    """How far a trial's final loss moves when its init moves by one ulp, for each rule's largest rank.
+
+    Packing changes only the order of float additions (kernel shapes), a perturbation of the same
+    size; where one ulp of init already moves the final loss by more than the packed deviation, the
+    deviation is the trajectory's own sensitivity, not an error of the packed trainer.
+    """
+    out = {}
+    for rule in sorted({specs[k].rule for k in sequential_idx}):
+        k, base = max(((k, o) for k, o in zip(sequential_idx, sequential) if specs[k].rule == rule),
+                      key=lambda pair: specs[pair[0]].rank)
+        with perturbed_init():
+            moved = _fresh_trial(specs[k])
+        out[rule] = {"rank": specs[k].rank, "final_loss": base.final_loss, "perturbed_final_loss": moved.final_loss,
+                     "deviation_rel": _relative(moved.final_loss, base.final_loss)
+                     if base.status == moved.status == "completed" else None}
+    return out
+
+
+def _relative(value: float, reference: float) -> float:
+    return abs(value - reference) / abs(reference)
 
 
 def peft_overhead(device: str, model: str | None = None, steps: int = 30, batch_size: int = 16,
@@ -170,9 +220,14 @@ def check_model_size(model_size: str | None) -> None:
 
 def summary_lines(section: dict[str, Any]) -> list[str]:
     """One line per case for the terminal."""
-    lines = [f"{r['case']:<30} packed {r['packed_seconds']:>7.1f}s vs sequential {r['sequential_seconds']:>7.1f}s: "
-             f"{r['speedup']:.2f}x (target {r['target_speedup'] or '-'}x), max final-loss deviation "
-             f"{r['max_final_loss_deviation_rel'] or 0:.2e}" for r in section["cases"]]
+    lines = []
+    for r in section["cases"]:
+        lines.append(f"{r['case']:<30} packed {r['packed_seconds']:>7.1f}s vs sequential {r['sequential_seconds']:>7.1f}s: "
+                     f"{r['speedup']:.2f}x (target {r['target_speedup'] or '-'}x), max final-loss deviation "
+                     f"{r['max_final_loss_deviation_rel'] or 0:.2e}")
+        for rule, c in (r.get("one_ulp_init_control") or {}).items():
+            lines.append(f"  {rule} r={c['rank']}: a 1-ulp init change alone moves the final loss by "
+                         f"{c['deviation_rel'] or 0:.2e}")
     o = section["single_trial_vs_peft"]
     lines.append(f"one trial vs plain PEFT: {o['lorascope_seconds']:.2f}s vs {o['peft_seconds']:.2f}s "
                  f"({o['overhead_pct']:+.1f}%, target <= {o['target_overhead_pct']}%)")
@@ -182,6 +237,11 @@ def summary_lines(section: dict[str, Any]) -> list[str]:
 def _fresh_trial(spec: TrialSpec):
     clear_base_cache()  # as a sweep with --pack 1 does: the model is loaded again per trial
     return run_trial(spec)
+
+
+def _fastest(repeats: int, fn, device: str) -> dict[str, Any]:
+    """The fastest of ``repeats`` timed runs of ``fn`` (its result and peak memory with it)."""
+    return min((_timed(fn, device) for _ in range(repeats)), key=lambda run: run["seconds"])
 
 
 def _timed(fn, device: str) -> dict[str, Any]:
