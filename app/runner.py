@@ -62,6 +62,7 @@ class Runner:
         self._children: dict[int, subprocess.Popen] = {}
         self._standby: tuple[subprocess.Popen, str] | None = None
         self._standby_lock = threading.Lock()
+        self._respawn: threading.Timer | None = None  # the next standby's delayed start
         if standby:
             self.spawn_standby()
 
@@ -133,14 +134,16 @@ class Runner:
             proc.poll()
             return None, None
         # the replacement warms up later, so it does not take CPU from this run's first steps
-        timer = threading.Timer(STANDBY_RESPAWN_SECONDS, self.spawn_standby)
-        timer.daemon = True
-        timer.start()
+        self._respawn = threading.Timer(STANDBY_RESPAWN_SECONDS, self.spawn_standby)
+        self._respawn.daemon = True
+        self._respawn.start()
         return proc, token
 
     def close_standby(self) -> None:
-        """End the standby worker, if any (it also ends by itself when the app exits)."""
+        """End the standby worker, if any, and spawn no other (it also ends by itself when the app exits)."""
         with self._standby_lock:
+            if self._respawn is not None:
+                self._respawn.cancel()
             standby, self._standby = self._standby, None
         if standby is not None:
             standby[0].stdin.close()

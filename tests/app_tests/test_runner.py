@@ -58,12 +58,17 @@ def test_runner_reattaches_after_an_app_restart(tmp_path):
     assert not restarted.is_running("again")
 
 
-def test_bad_arguments_surface_as_the_workers_last_line(tmp_path):
+@pytest.mark.parametrize("standby", [False, True], ids=["fresh-process", "standby"])
+def test_bad_arguments_surface_as_the_workers_last_line(tmp_path, standby):
     url = f"sqlite:///{tmp_path}/s.db"
-    runner = Runner(url, tmp_path / "runs")
-    runner.start(["sweep", "--task", "nope"], "bad")
-    assert _wait(lambda: not runner.is_running("bad"))
-    assert "unknown task 'nope'" in runner.exit_message("bad")
+    runner = Runner(url, tmp_path / "runs", standby=standby)
+    try:
+        runner.start(["sweep", "--task", "nope"], "bad")
+        assert _wait(lambda: not runner.is_running("bad"))
+        assert "unknown task 'nope'" in runner.exit_message("bad")
+        assert "Traceback" not in runner.log_path("bad").read_text()
+    finally:
+        runner.close_standby()
 
 
 def test_list_runs_groups_search_studies_under_their_name(tmp_path):
