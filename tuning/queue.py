@@ -18,6 +18,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -62,12 +63,12 @@ def create_trials_below(study: optuna.Study, target: int, k: int = 1) -> list[op
 
 
 def _mine(study: optuna.Study, trial_id: int) -> optuna.Trial:
-    """Mark a trial this process now runs: who runs it, and a first beat, so a death now is noticed."""
+    """Mark a trial this process now runs: a first beat, so a death now is noticed, and who runs it."""
+    if getattr(study._storage, "get_heartbeat_interval", lambda: None)():
+        study._storage.record_heartbeat(trial_id)
     trial = optuna.Trial(study, trial_id)
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("pid", os.getpid())
-    if getattr(study._storage, "get_heartbeat_interval", lambda: None)():
-        study._storage.record_heartbeat(trial_id)
     return trial
 
 
@@ -236,8 +237,37 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
     if rdb is None or not rdb.get_heartbeat_interval():
         return []
     outcome = {"status": "killed", "error": f"no heartbeat for {heartbeat_grace_seconds()} s: its process died"}
-    return [n for n in (_fail_and_retry(study, tid, outcome) for tid in rdb._get_stale_trial_ids(study._study_id))
-            if n is not None]
+    stale = rdb._get_stale_trial_ids(study._study_id) + _never_beaten(rdb, study._study_id)
+    return [n for n in (_fail_and_retry(study, tid, outcome) for tid in stale) if n is not None]
+
+
+# (study id, trial id) -> when this process first saw the trial RUNNING without any heartbeat
+_unbeaten_since: dict[tuple[int, int], float] = {}
+
+
+def _never_beaten(rdb: RDBStorage, study_id: int) -> list[int]:
+    """RUNNING trials that have had no heartbeat for the grace period since this process first saw them.
+
+    A process killed between claiming a trial and its first beat leaves a RUNNING trial with no
+    heartbeat row, which Optuna's stale check never fails. The clock is this process's own, so
+    clocks and time zones of other machines do not matter.
+    """
+    from optuna.storages._rdb.models import TrialHeartbeatModel, TrialModel
+    from sqlalchemy import orm, select
+
+    query = (select(TrialModel.trial_id)
+             .outerjoin(TrialHeartbeatModel, TrialHeartbeatModel.trial_id == TrialModel.trial_id)
+             .where(TrialModel.study_id == study_id, TrialModel.state == TrialState.RUNNING,
+                    TrialHeartbeatModel.trial_id.is_(None)))
+    with orm.Session(rdb.engine) as session:
+        unbeaten = {(study_id, trial_id) for trial_id in session.scalars(query)}
+    now = time.monotonic()
+    for key in [key for key in _unbeaten_since if key[0] == study_id and key not in unbeaten]:
+        del _unbeaten_since[key]
+    for key in unbeaten:
+        _unbeaten_since.setdefault(key, now)
+    grace = heartbeat_grace_seconds()
+    return sorted(trial_id for key in unbeaten if now - _unbeaten_since[key] >= grace for _, trial_id in [key])
 
 
 def fail_dead_local_trials(study: optuna.Study) -> list[int]:

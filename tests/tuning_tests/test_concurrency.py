@@ -116,6 +116,25 @@ def test_a_stale_trial_is_failed_after_the_grace_period_and_retried_fresh(tmp_pa
     assert "curve_00000" not in queued.user_attrs and queued.user_attrs["retry_of"]["trial"] == trial.number
 
 
+def test_a_trial_whose_process_died_before_its_first_beat_is_failed_after_the_grace_period(tmp_path, monkeypatch):
+    monkeypatch.setenv("LORASCOPE_HEARTBEAT_SECONDS", "1")
+    monkeypatch.setenv("LORASCOPE_HEARTBEAT_GRACE_SECONDS", "1")
+    url = f"sqlite:///{tmp_path}/s.db"
+    study = prepare_sweep(url, "b", BASE, SweepGrid((4, 8), ("standard",), (8.0,), (3e-3,)))
+    beaten = claim_waiting(study)[0]
+    (unbeaten,) = study.get_trials(states=(TrialState.WAITING,))
+    # claimed (RUNNING) by a process killed before it recorded a heartbeat: Optuna's stale check skips it
+    assert study._storage.set_trial_state_values(unbeaten._trial_id, TrialState.RUNNING)
+    assert fail_stale_trials(study) == []  # first seen now, silent for less than the grace period
+    time.sleep(1.2)
+    study._storage.record_heartbeat(beaten._trial_id)  # the other trial's process is alive
+    assert fail_stale_trials(study) == [unbeaten.number]
+    assert study._storage.get_trial(unbeaten._trial_id).user_attrs["outcome"]["status"] == "killed"
+    assert study._storage.get_trial(beaten._trial_id).state == TrialState.RUNNING
+    (queued,) = study.get_trials(states=(TrialState.WAITING,))
+    assert queued.user_attrs["retry_of"]["trial"] == unbeaten.number and fail_stale_trials(study) == []
+
+
 def test_a_worker_whose_trial_was_failed_under_it_goes_on(tmp_path, capsys):
     url = f"sqlite:///{tmp_path}/s.db"
     grid = SweepGrid((4, 8), ("standard",), (8.0,), (3e-3,))
