@@ -238,7 +238,22 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
         return []
     outcome = {"status": "killed", "error": f"no heartbeat for {heartbeat_grace_seconds()} s: its process died"}
     stale = rdb._get_stale_trial_ids(study._study_id) + _never_beaten(rdb, study._study_id)
-    return [n for n in (_fail_and_retry(study, tid, outcome) for tid in stale) if n is not None]
+    failed = [n for n in (_fail_and_retry(study, tid, outcome) for tid in stale) if n is not None]
+    requeue_orphaned_kills(study)
+    return failed
+
+
+def requeue_orphaned_kills(study: optuna.Study) -> int:
+    """Queue again killed trials that no retry names (the process that failed them died before queuing it).
+
+    :func:`retry` still skips points that a queued, running or finished trial holds, and counts
+    attempts from the killed trial, so MAX_RETRIES holds.
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs[RETRY_ATTR].get("trial") for t in trials if RETRY_ATTR in t.user_attrs}
+    orphans = [t for t in trials if t.state == TrialState.FAIL and t.number not in retried
+               and t.user_attrs.get(OUTCOME_ATTR, {}).get("status") == "killed"]
+    return sum(retry(study, trial) for trial in orphans)
 
 
 # (study id, trial id) -> when this process first saw the trial RUNNING without any heartbeat

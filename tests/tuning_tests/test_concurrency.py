@@ -11,7 +11,8 @@ from optuna.trial import TrialState
 
 from core.specs import TrialSpec
 from tuning.curves import CurveWriter, read_curves
-from tuning.queue import claim_waiting, fail_dead_local_trials, fail_if_running, fail_stale_trials, point_key, retry
+from tuning.queue import (MAX_RETRIES, claim_waiting, fail_dead_local_trials, fail_if_running, fail_stale_trials,
+                          point_key, retry)
 from tuning.search import SearchSpec, open_search
 from tuning.storage import open_storage
 from tuning.sweep import SweepGrid, prepare_sweep, run_pending
@@ -133,6 +134,24 @@ def test_a_trial_whose_process_died_before_its_first_beat_is_failed_after_the_gr
     assert study._storage.get_trial(beaten._trial_id).state == TrialState.RUNNING
     (queued,) = study.get_trials(states=(TrialState.WAITING,))
     assert queued.user_attrs["retry_of"]["trial"] == unbeaten.number and fail_stale_trials(study) == []
+
+
+def test_a_killed_trial_whose_retry_was_never_queued_is_queued_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("LORASCOPE_HEARTBEAT_SECONDS", "1")
+    url = f"sqlite:///{tmp_path}/s.db"
+    study = prepare_sweep(url, "o", BASE, SweepGrid((4, 8), ("standard",), (8.0,), (3e-3,)))
+    first, second = claim_waiting(study, 2)
+    second.set_user_attr("retry_of", {"trial": -1, "attempt": MAX_RETRIES})  # its point's last allowed attempt
+    # the process that declared them dead died before it queued their retries
+    for trial in (first, second):
+        assert fail_if_running(study, trial._trial_id, {"status": "killed", "error": "no heartbeat"})
+    assert fail_stale_trials(study) == []
+    queued = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.user_attrs["retry_of"] for t in queued] == [{"trial": first.number, "attempt": 1}]
+    assert queued[0].system_attrs["fixed_params"] == study._storage.get_trial(first._trial_id).system_attrs["fixed_params"]
+    assert fail_stale_trials(study) == [] and len(study.get_trials(states=(TrialState.WAITING,))) == 1
+    # the other point had used up its retries: it stays failed
+    assert study._storage.get_trial(second._trial_id).state == TrialState.FAIL
 
 
 def test_a_worker_whose_trial_was_failed_under_it_goes_on(tmp_path, capsys):
