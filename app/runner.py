@@ -164,8 +164,8 @@ class Runner:
             return None
         pid = record.get("pid")
         child = self._children.get(pid)
-        if child is not None and child.poll() is not None:
-            return None
+        if child is not None:  # our own child: alive until reaped (its environment vanishes while it exits)
+            return pid if child.poll() is None else None
         return pid if is_our_worker(record) else None
 
     def is_running(self, study: str) -> bool:
