@@ -18,10 +18,10 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial
 
 from core.scaling import RULES
-from core.specs import ALPHA_RANGE, LR_RANGE, RANK_MAX, SEED_MAX, SpecError, TrialSpec
+from core.specs import ALPHA_RANGE, LR_RANGE, RANK_MAX, SEED_MAX, PackSpec, SpecError, TrialSpec
 from tuning.attrs import OUTCOME_ATTR
 from tuning.curves import CurveWriter
-from tuning.queue import finish_trial, heartbeat, report_lost
+from tuning.queue import fail_stale_trials, finish_trial, heartbeat, report_lost
 
 # Wide, fixed distributions: every study stores the same ones, so grids can grow and searches
 # over alpha share a study's history (Optuna refuses changed categorical choices).
@@ -181,6 +181,34 @@ def run_claimed(
             on_trial_end(study, frozen)
         finished.append(frozen)
     return finished
+
+
+def run_packs(
+    study: optuna.Study,
+    base: TrialSpec,
+    take: Callable[[int], list[optuna.Trial]],
+    suggest: Suggest = suggest_fixed,
+    *,
+    on_record: RecordHook | None = None,
+    on_trial_end: TrialEndHook | None = None,
+    stop_requested: Callable[[], bool] = lambda: False,
+    pack: PackSpec = PackSpec(),
+) -> None:
+    """Train the trials ``take(k)`` hands out (at most k, claimed) as packs, until it hands out none or a stop.
+
+    Stale trials are failed and queued again before each take; without an explicit ``--pack``,
+    a pack that an out-of-memory split trained in parts lowers the next k.
+    """
+    limit = pack.limit
+    while not stop_requested():
+        fail_stale_trials(study)
+        claimed = take(limit)
+        if not claimed:
+            return
+        finished = run_claimed(study, claimed, base, suggest, on_record=on_record, on_trial_end=on_trial_end,
+                               stop_requested=stop_requested)
+        if pack.pack is None:
+            limit = claim_size(limit, finished)
 
 
 def claim_size(limit: int, finished: Sequence[FrozenTrial | None]) -> int:

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from core.specs import PRUNERS, SAMPLERS, PackSpec, SearchSpec, TrialSpec  # noqa: F401 - re-exported
 from tuning.attrs import FIXED_ATTR, OUTCOME_ATTR
 from tuning.datasets import DATASET_SETTING, dataset_record
-from tuning.objective import RecordHook, TrialEndHook, claim_size, run_claimed
+from tuning.objective import RecordHook, TrialEndHook, run_packs
 from tuning.queue import (FINAL_OUTCOMES, claim_waiting, create_trials_below, fail_dead_local_trials,
                           fail_stale_trials, study_lock)
 from tuning.settings import build_pruner, build_sampler, save_or_check_settings
@@ -130,19 +130,14 @@ def run_rank_search(
     running or queued.
     """
     settings = study_settings(study)
-    suggest = search_suggest(settings)
-    limit = pack.limit
-    while not stop_requested():
-        fail_stale_trials(study)
+
+    def take(limit: int) -> list[optuna.Trial]:
         size = min(limit, startup_left(study, settings) or limit)
-        claimed = claim_waiting(study, size)
-        claimed += create_trials_below(study, settings["search"]["trials_per_rank"], size - len(claimed))
-        if not claimed:
-            return
-        finished = run_claimed(study, claimed, base, suggest, on_record=on_record, on_trial_end=on_trial_end,
-                               stop_requested=stop_requested)
-        if pack.pack is None:
-            limit = claim_size(limit, finished)
+        claimed = claim_waiting(study, size)  # queued retries first
+        return claimed + create_trials_below(study, settings["search"]["trials_per_rank"], size - len(claimed))
+
+    run_packs(study, base, take, search_suggest(settings), on_record=on_record, on_trial_end=on_trial_end,
+              stop_requested=stop_requested, pack=pack)
 
 
 def startup_left(study: optuna.Study, settings: dict[str, Any]) -> int:

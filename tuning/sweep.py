@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from core.specs import PackSpec, SweepGrid, TrialSpec  # noqa: F401 - SweepGrid re-exported
 from tuning.datasets import DATASET_SETTING, dataset_record
-from tuning.objective import RecordHook, TrialEndHook, claim_size, run_claimed
+from tuning.objective import RecordHook, TrialEndHook, run_packs
 from tuning.queue import claim_waiting, enqueue_missing, fail_dead_local_trials, fail_stale_trials, study_lock
 from tuning.queue import process_alive  # noqa: F401 - re-exported for app.runner
 from tuning.settings import GRID_PARAMS, build_pruner, save_or_check_settings
@@ -54,16 +54,8 @@ def run_pending(
     pack: PackSpec = PackSpec(),
 ) -> None:
     """Claim up to ``pack.limit`` queued trials at a time and train them as packs, until none is left or a stop."""
-    limit = pack.limit
-    while not stop_requested():
-        fail_stale_trials(study)
-        claimed = claim_waiting(study, limit)
-        if not claimed:
-            return
-        finished = run_claimed(study, claimed, base, on_record=on_record, on_trial_end=on_trial_end,
-                               stop_requested=stop_requested)
-        if pack.pack is None:
-            limit = claim_size(limit, finished)
+    run_packs(study, base, lambda k: claim_waiting(study, k), on_record=on_record, on_trial_end=on_trial_end,
+              stop_requested=stop_requested, pack=pack)
 
 
 def count_waiting(study: optuna.Study) -> int:

@@ -1,11 +1,12 @@
 """Training claimed trials (here one, the K = 1 pack): params from the queue, curve in the storage, pruning only if asked."""
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
-from core.specs import TrialSpec
+from core.specs import PackSpec, TrialSpec
 from tuning.curves import read_curves
-from tuning.objective import run_claimed, train_trials
+from tuning.objective import run_claimed, run_packs, train_trials
 from tuning.queue import claim_waiting, fail_if_running
 from tuning.storage import open_storage
 
@@ -66,3 +67,25 @@ def test_a_trial_failed_by_another_process_ends_quietly(tmp_path, capsys):
     frozen = study._storage.get_trial(trial._trial_id)
     assert frozen.state == TrialState.FAIL and frozen.user_attrs["outcome"]["status"] == "killed"
     assert capsys.readouterr().err.count("failed by another process") == 1
+
+
+def test_run_packs_takes_up_to_the_pack_size_until_nothing_is_handed_out(tmp_path):
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/s.db"))
+    for rank in (2, 4, 8):
+        study.enqueue_trial({**POINT, "rank": rank})
+    asked, ended = [], []
+
+    def take(k):
+        asked.append(k)
+        return claim_waiting(study, k)
+
+    run_packs(study, BASE, take, pack=PackSpec(2), on_trial_end=lambda s, t: ended.append(t.params["rank"]))
+    assert asked == [2, 2, 2]  # two packs (2 + 1 trials), then an empty take ends it
+    assert ended == [2, 4, 8] and {t.state for t in study.trials} == {TrialState.COMPLETE}
+
+
+def test_run_packs_takes_nothing_once_a_stop_is_requested(tmp_path):
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/s.db"))
+    study.enqueue_trial(POINT)
+    run_packs(study, BASE, lambda k: pytest.fail("took trials after a stop"), stop_requested=lambda: True)
+    assert [t.state for t in study.trials] == [TrialState.WAITING]
