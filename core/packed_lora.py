@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.packed_delta import PackedDelta, SharedInputDelta
 from core.scaling import get_rule
 from core.specs import SpecError
 
@@ -66,6 +67,7 @@ class Pack:
             self.groups.append((start, stop, ks, scales))
             start = stop
         self.dropouts = [self.settings[k].dropout for k in self.active]
+        self.delta_groups = [(start, stop, scales) for start, stop, _, scales in self.groups]
 
 
 class PackedLoRALinear(nn.Module):
@@ -96,48 +98,25 @@ class PackedLoRALinear(nn.Module):
         if pack is None or not pack.active:
             return self.base(x)
         n = len(pack.active)
+        dropout = self.training and any(pack.dropouts)
+        if n == 1:  # a lone config: PEFT's own op sequence
+            k = pack.active[0]
+            xa = _adapter_input(x)
+            xa = F.dropout(xa, pack.dropouts[0], training=True) if dropout else xa
+            return self.base(x) + F.linear(F.linear(xa, self.lora_A[k]), self.lora_B[k]) * self.scaling(k)
+        weights = [self.lora_A[k] for k in pack.active] + [self.lora_B[k] for k in pack.active]
+        if pack.shared_input and not dropout:  # base once, one matmul against all A's
+            y = self.base(x)
+            delta = SharedInputDelta.apply(_adapter_input(x).reshape(-1, x.shape[-1]), pack.delta_groups, *weights)
+            return (y.reshape(1, -1, y.shape[-1]) + delta).reshape(n * y.shape[0], *y.shape[1:])
         if pack.shared_input:
-            if not (self.training and any(pack.dropouts)):
-                return self._forward_shared(x, pack)
             x = x.repeat(n, *[1] * (x.dim() - 1))  # each config draws its own dropout mask
         y = self.base(x)
         xs = _adapter_input(x).reshape(n, -1, x.shape[-1])  # (n, rows*T, in)
-        if self.training and any(pack.dropouts):
+        if dropout:
             xs = torch.stack([F.dropout(xs[i], p, training=True) for i, p in enumerate(pack.dropouts)])
-        deltas = []
-        for start, stop, ks, scales in pack.groups:
-            if stop - start == 1:  # a lone config: PEFT's own op sequence
-                k = ks[0]
-                deltas.append((F.linear(F.linear(xs[start], self.lora_A[k]), self.lora_B[k])
-                               * self.scaling(k)).unsqueeze(0))
-                continue
-            a = torch.stack([self.lora_A[k] for k in ks])  # (g, r, in)
-            b = torch.stack([self.lora_B[k] for k in ks])  # (g, out, r)
-            h = torch.bmm(torch.bmm(xs[start:stop], a.transpose(1, 2)), b.transpose(1, 2))  # (g, rows*T, out)
-            deltas.append(h * scales.to(h.dtype))
-        delta = deltas[0] if len(deltas) == 1 else torch.cat(deltas)
+        delta = PackedDelta.apply(xs, pack.delta_groups, *weights)
         return y + delta.reshape(y.shape)
-
-    def _forward_shared(self, x: torch.Tensor, pack: Pack) -> torch.Tensor:
-        """``x`` is every config's input: base once, one matmul against all A's, then each B."""
-        y = self.base(x)
-        h = F.linear(_adapter_input(x), torch.cat([self.lora_A[k] for k in pack.active]))  # (..., sum r)
-        h = h.reshape(-1, h.shape[-1])  # (rows*T, sum r)
-        deltas, offset = [], 0
-        for start, stop, ks, scales in pack.groups:
-            rank = pack.settings[ks[0]].rank
-            hg = h[:, offset:offset + rank * len(ks)]
-            offset += rank * len(ks)
-            if len(ks) == 1:
-                deltas.append((F.linear(hg, self.lora_B[ks[0]]) * self.scaling(ks[0])).unsqueeze(0))
-                continue
-            hg = hg.reshape(-1, len(ks), rank).transpose(0, 1)  # (g, rows*T, r)
-            b = torch.stack([self.lora_B[k] for k in ks])  # (g, out, r)
-            out = torch.bmm(hg, b.transpose(1, 2))
-            deltas.append(out * scales.to(out.dtype))
-        delta = deltas[0] if len(deltas) == 1 else torch.cat(deltas)  # (n, rows*T, out)
-        out = y.reshape(1, -1, y.shape[-1]) + delta
-        return out.reshape(len(pack.active) * y.shape[0], *y.shape[1:])
 
 
 def _adapter_input(x: torch.Tensor) -> torch.Tensor:

@@ -249,6 +249,8 @@ class _PackRun:
                                       weight_decay=0.0, fused=device.type in ("cpu", "cuda") or None)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, [partial(lr_factor, spec=members[0].spec) for members in groups])
+        # a constant lr without warmup never changes: skip the scheduler's per-step bookkeeping
+        lr_changes = any(c.spec.warmup_steps or c.spec.schedule != "constant" for c in self.configs)
         model.train()
         for step in range(spec.steps):
             stops = [(c, reason) for c in self._active() if (reason := self.should_stop(c.index))]
@@ -267,7 +269,8 @@ class _PackRun:
             norms = _clip_per_config(active)
             lrs = [optimizer.param_groups[group_of[c.slot]]["lr"] for c in active]
             optimizer.step()
-            scheduler.step()
+            if lr_changes:
+                scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             self.pending.append(_Step(step, active, losses.detach(), norms.detach(), lrs, batch.tokens))
             if (step + 1) % spec.eval_every == 0 or step + 1 == spec.steps:
