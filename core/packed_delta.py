@@ -11,33 +11,64 @@ with the forward's autocast state, as ``torch.amp.custom_bwd`` does.
 
 from __future__ import annotations
 
+import contextlib
+from typing import NamedTuple
+
 import torch
 
-# (first row-group, end, scales (g, 1, 1)) per run of equal-rank configs, in row-group order
-Groups = list[tuple[int, int, torch.Tensor]]
+
+
+class Group(NamedTuple):
+    """A run of equal-rank configs in the pack's row-group order, handled by one batched matmul."""
+
+    start: int  # first row-group
+    stop: int  # one past the last
+    rank: int
+    offset: int  # first row of the group's A's among all the pack's stacked A rows
+    scales: float | torch.Tensor  # gamma: a float for a lone config, else (g, 1, 1) on the device
+
+    @property
+    def lone(self) -> bool:
+        return self.stop - self.start == 1
+
+
+def make_groups(ranks: list[int], gammas: list[float], device: torch.device) -> list[Group]:
+    """The groups of configs with these ranks and gammas, given in row-group (rank-sorted) order."""
+    groups, start, offset = [], 0, 0
+    while start < len(ranks):
+        stop = start
+        while stop < len(ranks) and ranks[stop] == ranks[start]:
+            stop += 1
+        scales = gammas[start] if stop - start == 1 else torch.tensor(gammas[start:stop], device=device).view(-1, 1, 1)
+        groups.append(Group(start, stop, ranks[start], offset, scales))
+        offset += (stop - start) * ranks[start]
+        start = stop
+    return groups
 
 
 class PackedDelta(torch.autograd.Function):
-    """``delta[i] = gamma_i * x[i] A_i^T B_i^T`` for n configs, each with its own input rows.
+    """``y[i] + gamma_i * x[i] A_i^T B_i^T`` for n configs, each with its own input rows.
 
-    Called as ``apply(x, groups, *A's, *B's)`` with ``x`` of shape (n, rows, in), A's and B's in
-    row-group order; returns (n, rows, out).
+    Called as ``apply(x, y, groups, *A's, *B's)`` with ``x`` (n, rows, in) the adapters' input,
+    ``y`` (n, rows, out) the frozen layer's output, and A's and B's in row-group order; returns
+    (n, rows, out).
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, groups: Groups, *weights: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, y: torch.Tensor, groups: list[Group], *weights: torch.Tensor) -> torch.Tensor:
         a_list, b_list = _split(weights)
         ctx.groups, ctx.autocast = groups, _autocast_state(x.device.type)
         a_stacks, b_stacks, hs, outs = [], [], [], []
-        for start, stop, _ in groups:
-            a, b = _stacked(a_list, start, stop), _stacked(b_list, start, stop)
-            h = _matmul(x[start] if stop - start == 1 else x[start:stop], a, transpose_b=True)  # (g, rows, r)
-            outs.append(_matmul(h, b, transpose_b=True))
+        for group in groups:
+            a, b = _stacked(a_list, group), _stacked(b_list, group)
+            xs = x[group.start] if group.lone else x[group.start:group.stop]
+            h = _matmul(xs, a.transpose(-1, -2))  # (g, rows, r)
+            outs.append(_matmul(h, b.transpose(-1, -2)))
             a_stacks.append(a)
             b_stacks.append(b)
             hs.append(h)
         ctx.save_for_backward(x, *a_stacks, *b_stacks, *hs)
-        return _scaled(outs, groups, len(a_list))
+        return _plus_scaled(y, outs, groups, shared=False)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -47,38 +78,40 @@ class PackedDelta(torch.autograd.Function):
         grads_a, grads_b = [], []
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None  # every row-group is written
         with _autocast_like(ctx, x):
-            for (start, stop, scales), a, b, h in zip(groups, a_stacks, b_stacks, hs):
-                xs = x[start] if stop - start == 1 else x[start:stop]
-                grad_out = _grad_out(grad, start, stop, scales)
-                grads_b.append(_matmul(grad_out, h, transpose_a=True))
+            for group, a, b, h in zip(groups, a_stacks, b_stacks, hs):
+                xs = x[group.start] if group.lone else x[group.start:group.stop]
+                grad_out = _times_scales(grad[group.start] if group.lone else grad[group.start:group.stop], group)
+                grads_b.append(_matmul(grad_out.transpose(-1, -2), h))
                 grad_h = _matmul(grad_out, b)  # (g, rows, r)
-                grads_a.append(_matmul(grad_h, xs, transpose_a=True))
+                grads_a.append(_matmul(grad_h.transpose(-1, -2), xs))
                 if grad_x is not None:
-                    grad_x[start:stop] = _matmul(grad_h, a)
-        return (grad_x, None, *_cast([*_unbind(grads_a), *_unbind(grads_b)], b_stacks[0].dtype))
+                    grad_x[group.start:group.stop] = _matmul(grad_h, a)
+        grad_y = grad if ctx.needs_input_grad[1] else None
+        return (grad_x, grad_y, None, *_cast([*_unbind(grads_a), *_unbind(grads_b)], b_stacks[0].dtype))
 
 
 class SharedInputDelta(torch.autograd.Function):
-    """``delta[i] = gamma_i * x A_i^T B_i^T`` for n configs that all see the same input ``x`` (rows, in).
+    """``y + gamma_i * x A_i^T B_i^T`` for n configs that all see the same input ``x`` (rows, in).
 
-    Called as ``apply(x, groups, *A's, *B's)``; all A's are applied in one matmul, laid out so that
-    each rank group's part is contiguous in the forward and the backward alike. Returns (n, rows, out).
+    Called as ``apply(x, y, groups, *A's, *B's)`` with ``y`` (rows, out) the frozen layer's output;
+    all A's are applied in one matmul, laid out so that each rank group's part is contiguous in the
+    forward and the backward alike. Returns (n, rows, out).
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, groups: Groups, *weights: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, y: torch.Tensor, groups: list[Group], *weights: torch.Tensor) -> torch.Tensor:
         a_list, b_list = _split(weights)
         ctx.groups, ctx.autocast = groups, _autocast_state(x.device.type)
         a_all = torch.cat(a_list)  # (sum r, in)
         h_t = a_all @ x.T  # (sum r, rows): a rank group's rows form one contiguous (g, r, rows) block
         b_stacks, outs = [], []
-        ctx.ranks = [a.shape[0] for a in a_list]
-        for (start, stop, _), block in zip(groups, _blocks(h_t, ctx.ranks, groups)):
-            b = _stacked(b_list, start, stop)
-            outs.append(_matmul(block, b, transpose_a=True, transpose_b=True))  # (g, rows, out)
+        for group in groups:
+            b = _stacked(b_list, group)
+            outs.append(_matmul(_block(h_t, group).transpose(-1, -2), b.transpose(-1, -2)))  # (g, rows, out)
             b_stacks.append(b)
+        ctx.ranks = [a.shape[0] for a in a_list]
         ctx.save_for_backward(x, a_all, h_t, *b_stacks)
-        return _scaled(outs, groups, len(a_list))
+        return _plus_scaled(y, outs, groups, shared=True)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -87,14 +120,14 @@ class SharedInputDelta(torch.autograd.Function):
         grads_b = []
         with _autocast_like(ctx, x):
             grad_h_t = torch.empty_like(h_t)  # (sum r, rows), filled block by block
-            for (start, stop, scales), b, block, grad_block in zip(
-                    groups, b_stacks, _blocks(h_t, ctx.ranks, groups), _blocks(grad_h_t, ctx.ranks, groups)):
-                grad_out = _grad_out(grad, start, stop, scales)
-                grads_b.append(_matmul(grad_out, block, transpose_a=True, transpose_b=True))
-                grad_block.copy_(_matmul(b, grad_out, transpose_a=True, transpose_b=True))  # (g, r, rows)
+            for group, b in zip(groups, b_stacks):
+                grad_out = _times_scales(grad[group.start] if group.lone else grad[group.start:group.stop], group)
+                grads_b.append(_matmul(grad_out.transpose(-1, -2), _block(h_t, group).transpose(-1, -2)))
+                _block(grad_h_t, group).copy_(_matmul(b.transpose(-1, -2), grad_out.transpose(-1, -2)))
             grads_a = (grad_h_t @ x).split(ctx.ranks)
             grad_x = (grad_h_t.T @ a_all).to(x.dtype) if ctx.needs_input_grad[0] else None
-        return (grad_x, None, *_cast([*grads_a, *_unbind(grads_b)], a_all.dtype))
+        grad_y = grad.sum(0) if ctx.needs_input_grad[1] else None
+        return (grad_x, grad_y, None, *_cast([*grads_a, *_unbind(grads_b)], a_all.dtype))
 
 
 def _split(weights):
@@ -102,44 +135,44 @@ def _split(weights):
     return weights[:n], weights[n:]
 
 
-def _stacked(tensors, start: int, stop: int) -> torch.Tensor:
+def _stacked(tensors, group: Group) -> torch.Tensor:
     """The group's weights: the tensor itself for a lone config, else stacked (g, ...)."""
-    return tensors[start] if stop - start == 1 else torch.stack(tensors[start:stop])
+    return tensors[group.start] if group.lone else torch.stack(tensors[group.start:group.stop])
 
 
-def _matmul(a: torch.Tensor, b: torch.Tensor, transpose_a: bool = False, transpose_b: bool = False) -> torch.Tensor:
-    """a @ b over the last two dims (``torch.bmm`` for a group, a plain matmul for a lone config)."""
-    a = a.transpose(-1, -2) if transpose_a else a
-    b = b.transpose(-1, -2) if transpose_b else b
+def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b: ``torch.bmm`` for a group's (g, ...) stacks, a plain matmul for a lone config."""
     return torch.bmm(a, b) if a.dim() == 3 else a @ b
 
 
-def _blocks(h_t: torch.Tensor, ranks: list[int], groups: Groups):
-    """Each rank group's rows of ``h_t`` (sum r, rows), as (r, rows) or (g, r, rows) views."""
-    offset = 0
-    for start, stop, _ in groups:
-        rank = ranks[start]
-        block = h_t[offset:offset + (stop - start) * rank]
-        offset += (stop - start) * rank
-        yield block if stop - start == 1 else block.view(stop - start, rank, -1)
+def _block(h_t: torch.Tensor, group: Group) -> torch.Tensor:
+    """The group's rows of ``h_t`` (sum r, rows), as a (r, rows) or (g, r, rows) view."""
+    block = h_t[group.offset:group.offset + (group.stop - group.start) * group.rank]
+    return block if group.lone else block.view(group.stop - group.start, group.rank, -1)
 
 
-def _scaled(outs: list[torch.Tensor], groups: Groups, n: int) -> torch.Tensor:
-    """The (n, rows, out) delta: each group's product times each config's gamma."""
-    delta = outs[0].new_empty(n, *outs[0].shape[-2:])
-    for out, (start, stop, scales) in zip(outs, groups):
-        if stop - start == 1:
-            torch.mul(out, scales[0, 0, 0], out=delta[start])
+def _times_scales(t: torch.Tensor, group: Group) -> torch.Tensor:
+    """``t`` times each config's gamma (a float for a lone config, as PEFT multiplies)."""
+    if group.lone:
+        return t * group.scales
+    return t * (group.scales if group.scales.dtype == t.dtype else group.scales.to(t.dtype))
+
+
+def _plus_scaled(y: torch.Tensor, outs: list[torch.Tensor], groups: list[Group], shared: bool) -> torch.Tensor:
+    """(n, rows, out): the frozen output plus each group's product times each config's gamma.
+
+    One pass per group, and the same roundings as PEFT's ``result + lora_out * scaling``.
+    """
+    n = groups[-1].stop
+    result = outs[0].new_empty(n, *outs[0].shape[-2:], dtype=torch.promote_types(y.dtype, outs[0].dtype))
+    for out, group in zip(outs, groups):
+        if group.lone:
+            torch.add(y if shared else y[group.start], out, alpha=group.scales, out=result[group.start])
         else:
-            torch.mul(out, scales.to(out.dtype), out=delta[start:stop])
-    return delta
-
-
-def _grad_out(grad: torch.Tensor, start: int, stop: int, scales: torch.Tensor) -> torch.Tensor:
-    """The gradient reaching the group's products: the delta's gradient times each gamma."""
-    if stop - start == 1:
-        return grad[start] * scales[0, 0, 0]
-    return grad[start:stop] * scales.to(grad.dtype)
+            scales = group.scales if group.scales.dtype == out.dtype else group.scales.to(out.dtype)
+            torch.addcmul(y if shared else y[group.start:group.stop], out, scales,
+                          out=result[group.start:group.stop])
+    return result
 
 
 def _unbind(grads: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -149,7 +182,7 @@ def _unbind(grads: list[torch.Tensor]) -> list[torch.Tensor]:
 
 def _cast(grads: list[torch.Tensor], dtype: torch.dtype) -> list[torch.Tensor]:
     """Gradients in the weights' dtype (under autocast the matmuls ran in a lower precision)."""
-    return [g.to(dtype) for g in grads]
+    return grads if all(g.dtype == dtype for g in grads) else [g.to(dtype) for g in grads]
 
 
 def _autocast_state(device_type: str) -> tuple[bool, torch.dtype]:
@@ -158,5 +191,6 @@ def _autocast_state(device_type: str) -> tuple[bool, torch.dtype]:
 
 
 def _autocast_like(ctx, x: torch.Tensor):
+    """The forward's autocast state for the backward (nothing to enter when it was off)."""
     enabled, dtype = ctx.autocast
-    return torch.autocast(x.device.type, dtype=dtype, enabled=enabled)
+    return torch.autocast(x.device.type, dtype=dtype) if enabled else contextlib.nullcontext()

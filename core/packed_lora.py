@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.packed_delta import PackedDelta, SharedInputDelta
+from core.packed_delta import PackedDelta, SharedInputDelta, make_groups
 from core.scaling import get_rule
 from core.specs import SpecError
 
@@ -55,19 +55,9 @@ class Pack:
     def set_active(self, configs) -> None:
         """Make ``configs`` (indices into settings) the configs with rows in the next batches."""
         self.active = sorted(configs, key=lambda k: (self.settings[k].rank, k))
-        self.groups: list[tuple[int, int, list[int], torch.Tensor]] = []  # (first row-group, end, configs, scales)
-        start = 0
-        while start < len(self.active):
-            rank = self.settings[self.active[start]].rank
-            stop = start
-            while stop < len(self.active) and self.settings[self.active[stop]].rank == rank:
-                stop += 1
-            ks = self.active[start:stop]
-            scales = torch.tensor([self.settings[k].gamma for k in ks], device=self.device).view(-1, 1, 1)
-            self.groups.append((start, stop, ks, scales))
-            start = stop
         self.dropouts = [self.settings[k].dropout for k in self.active]
-        self.delta_groups = [(start, stop, scales) for start, stop, _, scales in self.groups]
+        self.groups = make_groups([self.settings[k].rank for k in self.active],
+                                  [self.settings[k].gamma for k in self.active], self.device)
 
 
 class PackedLoRALinear(nn.Module):
@@ -81,6 +71,8 @@ class PackedLoRALinear(nn.Module):
             self.base.bias.requires_grad_(False)
         self.lora_A = nn.ParameterList()  # config k: (r_k, in_features)
         self.lora_B = nn.ParameterList()  # config k: (out_features, r_k)
+        self._a: list[nn.Parameter] = []
+        self._b: list[nn.Parameter] = []
         self.pack: Pack | None = None
 
     def attach(self, pack: Pack | None, weights: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -88,6 +80,7 @@ class PackedLoRALinear(nn.Module):
         self.pack = pack
         self.lora_A = nn.ParameterList([nn.Parameter(a) for a, _ in weights])
         self.lora_B = nn.ParameterList([nn.Parameter(b) for _, b in weights])
+        self._a, self._b = list(self.lora_A), list(self.lora_B)  # plain lists: ParameterList indexing is slow
 
     def scaling(self, k: int) -> float:
         """The scale gamma applied to config ``k``'s adapter output."""
@@ -104,19 +97,19 @@ class PackedLoRALinear(nn.Module):
             xa = _adapter_input(x)
             xa = F.dropout(xa, pack.dropouts[0], training=True) if dropout else xa
             return self.base(x) + F.linear(F.linear(xa, self.lora_A[k]), self.lora_B[k]) * self.scaling(k)
-        weights = [self.lora_A[k] for k in pack.active] + [self.lora_B[k] for k in pack.active]
+        weights = [self._a[k] for k in pack.active] + [self._b[k] for k in pack.active]
         if pack.shared_input and not dropout:  # base once, one matmul against all A's
             y = self.base(x)
-            delta = SharedInputDelta.apply(_adapter_input(x).reshape(-1, x.shape[-1]), pack.delta_groups, *weights)
-            return (y.reshape(1, -1, y.shape[-1]) + delta).reshape(n * y.shape[0], *y.shape[1:])
+            out = SharedInputDelta.apply(_adapter_input(x).reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1]),
+                                         pack.groups, *weights)
+            return out.reshape(n * y.shape[0], *y.shape[1:])
         if pack.shared_input:
             x = x.repeat(n, *[1] * (x.dim() - 1))  # each config draws its own dropout mask
         y = self.base(x)
         xs = _adapter_input(x).reshape(n, -1, x.shape[-1])  # (n, rows*T, in)
         if dropout:
             xs = torch.stack([F.dropout(xs[i], p, training=True) for i, p in enumerate(pack.dropouts)])
-        delta = PackedDelta.apply(xs, pack.delta_groups, *weights)
-        return y + delta.reshape(y.shape)
+        return PackedDelta.apply(xs, y.reshape(n, -1, y.shape[-1]), pack.groups, *weights).reshape(y.shape)
 
 
 def _adapter_input(x: torch.Tensor) -> torch.Tensor:

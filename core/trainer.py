@@ -196,6 +196,7 @@ class _PackRun:
                         for slot, k in enumerate(indices)]
         self.on_step, self.should_stop, self.return_adapters = on_step, should_stop, return_adapters
         self.pending: list[_Step] = []
+        self._active_cache: list[_Config] | None = None
 
     def run(self) -> list[TrialOutcome] | None:
         started = time.perf_counter()
@@ -247,6 +248,7 @@ class _PackRun:
         optimizer = torch.optim.AdamW([{"params": [p for c in members for p in c.params], "lr": members[0].spec.lr}
                                        for members in groups],
                                       weight_decay=0.0, fused=device.type in ("cpu", "cuda") or None)
+        params = [p for c in self.configs for p in c.params]
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, [partial(lr_factor, spec=members[0].spec) for members in groups])
         # a constant lr without warmup never changes: skip the scheduler's per-step bookkeeping
@@ -271,7 +273,8 @@ class _PackRun:
             optimizer.step()
             if lr_changes:
                 scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            for p in params:  # zero_grad(set_to_none=True), without its per-call bookkeeping
+                p.grad = None
             self.pending.append(_Step(step, active, losses.detach(), norms.detach(), lrs, batch.tokens))
             if (step + 1) % spec.eval_every == 0 or step + 1 == spec.steps:
                 held = self._sync(hold_last=True)
@@ -288,10 +291,13 @@ class _PackRun:
 
     def _active(self) -> list[_Config]:
         """Running configs in row-group order; the pack's batch layout follows this list."""
-        running = {c.slot: c for c in self.configs if c.running}
-        if sorted(running) != sorted(self.pack.active):
-            self.pack.set_active(running)
-        return [running[slot] for slot in self.pack.active]
+        running = [c for c in self.configs if c.running]
+        if self._active_cache is None or len(self._active_cache) != len(running):  # a config ended
+            by_slot = {c.slot: c for c in running}
+            if sorted(by_slot) != sorted(self.pack.active):
+                self.pack.set_active(by_slot)
+            self._active_cache = [by_slot[slot] for slot in self.pack.active]
+        return self._active_cache
 
     def _sync(self, hold_last: bool = False) -> dict[_Config, dict[str, Any]]:
         """Bring pending metrics to the host (one sync) and hand out their records.
