@@ -27,7 +27,7 @@ def test_compare_reports_speed_memory_and_deviation_per_rule():
     row = compare(TINY_CASE, "cpu", None)
     assert row["configs"] == 4 and row["statuses"]["packed"] == ["completed"] * 4
     assert row["speedup"] > 0 and row["sequential_seconds"] > 0 and row["packed_seconds"] > 0  # rounded to 0.01 s
-    assert row["timing"] == "fastest of 2 runs per arm"
+    assert row["timing"] == "fastest of 2 runs per arm, arms in turns"
     assert set(row["max_final_loss_deviation_rel_by_rule"]) == {"standard", "rslora"}
     assert row["max_final_loss_deviation_rel"] < 1e-5  # fp32 on the CPU: packed equals one-at-a-time
     control = row["one_ulp_init_control"]
@@ -49,3 +49,12 @@ def test_the_control_reruns_each_rules_largest_rank_from_a_moved_init(monkeypatc
     out = ulp_control(specs, list(range(len(specs))), base)
     assert sorted((rule, rank, same) for rule, rank, _, same in runs) == [("rslora", 16, False), ("standard", 16, False)]
     assert out["rslora"]["deviation_rel"] == 1.0 and packed_lora.peft_init is original
+
+
+def test_the_arms_run_in_turns_and_each_keeps_its_fastest_run(monkeypatch):
+    order, seconds = [], iter([3.0, 2.0, 1.0, 4.0, 2.5, 0.5])
+    monkeypatch.setattr(bench_packed, "_timed", lambda fn, device: {"seconds": next(seconds), "result": fn()})
+    sequential, packed = bench_packed._fastest_interleaved(3, lambda: order.append("s") or "s",
+                                                           lambda: order.append("p") or "p", "cpu")
+    assert order == ["s", "p", "s", "p", "s", "p"]
+    assert (sequential["seconds"], packed["seconds"]) == (1.0, 0.5)
