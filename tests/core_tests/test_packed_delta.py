@@ -5,21 +5,23 @@ import torch
 
 from core.packed_delta import PackedDelta, SharedInputDelta, make_groups
 
+DEVICES = [pytest.param("cpu"), pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                              reason="no CUDA GPU"))]
 RANKS = [2, 4, 4, 4, 8]  # a lone rank, a group of three, another lone rank (row-group order: sorted)
 GAMMAS = [0.5, 2.0, 1.0, 0.25, 3.0]
 ROWS, IN, OUT = 6, 5, 7
 
 
-def _groups(dtype):
+def _groups(dtype, device="cpu"):
     """Runs of equal rank as the pack builds them (row-group order), scales in ``dtype``."""
     return [group._replace(scales=group.scales if group.lone else group.scales.to(dtype))
-            for group in make_groups(RANKS, GAMMAS, torch.device("cpu"))]
+            for group in make_groups(RANKS, GAMMAS, torch.device(device))]
 
 
-def _weights(dtype, seed=0):
+def _weights(dtype, device="cpu", seed=0):
     gen = torch.Generator().manual_seed(seed)
-    a = [torch.randn(r, IN, generator=gen, dtype=dtype, requires_grad=True) for r in RANKS]
-    b = [torch.randn(OUT, r, generator=gen, dtype=dtype, requires_grad=True) for r in RANKS]
+    a = [torch.randn(r, IN, generator=gen, dtype=dtype).to(device).requires_grad_() for r in RANKS]
+    b = [torch.randn(OUT, r, generator=gen, dtype=dtype).to(device).requires_grad_() for r in RANKS]
     return a + b
 
 
@@ -31,27 +33,31 @@ def _reference(x, y, weights, shared):
                         for k in range(n)])
 
 
-def _inputs(shared, dtype=torch.float32):
+def _inputs(shared, dtype=torch.float32, device="cpu"):
     """The adapters' input and the frozen output, both needing gradients (as inside a text model)."""
-    x = torch.randn(*((ROWS, IN) if shared else (len(RANKS), ROWS, IN)), dtype=dtype, requires_grad=True)
-    y = torch.randn(*((ROWS, OUT) if shared else (len(RANKS), ROWS, OUT)), dtype=dtype, requires_grad=True)
+    x = torch.randn(*((ROWS, IN) if shared else (len(RANKS), ROWS, IN)), dtype=dtype, device=device, requires_grad=True)
+    y = torch.randn(*((ROWS, OUT) if shared else (len(RANKS), ROWS, OUT)), dtype=dtype, device=device,
+                    requires_grad=True)
     return x, y
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shared", [False, True])
-def test_gradients_pass_gradcheck_in_float64(shared):
-    x, y = _inputs(shared, torch.float64)
+def test_gradients_pass_gradcheck_in_float64(shared, device):
+    x, y = _inputs(shared, torch.float64, device)
     op = SharedInputDelta if shared else PackedDelta
-    groups = _groups(torch.float64)
-    assert torch.autograd.gradcheck(lambda x, y, *w: op.apply(x, y, groups, *w), (x, y, *_weights(torch.float64)))
+    groups = _groups(torch.float64, device)
+    weights = _weights(torch.float64, device)
+    assert torch.autograd.gradcheck(lambda x, y, *w: op.apply(x, y, groups, *w), (x, y, *weights))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shared", [False, True])
-def test_forward_and_gradients_equal_pefts_arithmetic_in_float32(shared):
-    x, y = _inputs(shared)
-    ours, theirs = _weights(torch.float32), _weights(torch.float32)
+def test_forward_and_gradients_equal_pefts_arithmetic_in_float32(shared, device):
+    x, y = _inputs(shared, device=device)
+    ours, theirs = _weights(torch.float32, device), _weights(torch.float32, device)
     op = SharedInputDelta if shared else PackedDelta
-    out = op.apply(x, y, _groups(torch.float32), *ours)
+    out = op.apply(x, y, _groups(torch.float32, device), *ours)
     ref = _reference(x, y, theirs, shared)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     upstream = torch.randn_like(out)
@@ -69,19 +75,20 @@ def test_inputs_without_gradient_get_none_and_weights_still_get_theirs():
     assert all(w.grad is not None and torch.isfinite(w.grad).all() for w in weights)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shared", [False, True])
-def test_under_bf16_autocast_weights_get_fp32_gradients_close_to_autograds(shared):
+def test_under_bf16_autocast_weights_get_fp32_gradients_close_to_autograds(shared, device):
     """The GPU path: bf16 matmuls, fp32 weights; the backward runs under the forward's autocast state."""
-    x, _ = _inputs(shared)
-    ours, theirs = _weights(torch.float32), _weights(torch.float32)
+    x, _ = _inputs(shared, device=device)
+    ours, theirs = _weights(torch.float32, device), _weights(torch.float32, device)
     op = SharedInputDelta if shared else PackedDelta
-    base = torch.nn.Linear(IN, OUT)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    base = torch.nn.Linear(IN, OUT).to(device)
+    with torch.autocast(device, dtype=torch.bfloat16):
         y = base(x)  # bf16, as a frozen layer's output is under autocast
-        out = op.apply(x, y, _groups(torch.float32), *ours)
+        out = op.apply(x, y, _groups(torch.float32, device), *ours)
         ref = _reference(x, y, theirs, shared)
     assert out.dtype == torch.bfloat16
-    upstream = torch.randn(out.shape)
+    upstream = torch.randn(out.shape, device=device)
     grads = torch.autograd.grad(out.float(), [x, *ours], upstream, retain_graph=True)  # y is shared
     ref_grads = torch.autograd.grad(ref.float(), [x, *theirs], upstream)
     for got, want in zip(grads, ref_grads):
