@@ -41,6 +41,16 @@ def _inputs(shared, dtype=torch.float32, device="cpu"):
     return x, y
 
 
+def _assert_same_gradients(out, ref, inputs, ref_inputs, tolerance):
+    """The gradients of ``out`` and ``ref`` for one random upstream gradient agree, shape, dtype and value."""
+    upstream = torch.randn_like(out)
+    grads = torch.autograd.grad(out, inputs, upstream, retain_graph=True)  # the inputs' graph may be shared
+    ref_grads = torch.autograd.grad(ref, ref_inputs, upstream)
+    for got, want in zip(grads, ref_grads):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shared", [False, True])
 def test_gradients_pass_gradcheck_in_float64(shared, device):
@@ -60,12 +70,7 @@ def test_forward_and_gradients_equal_pefts_arithmetic_in_float32(shared, device)
     out = op.apply(x, y, _groups(torch.float32, device), *ours)
     ref = _reference(x, y, theirs, shared)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
-    upstream = torch.randn_like(out)
-    grads = torch.autograd.grad(out, [x, y, *ours], upstream)
-    ref_grads = torch.autograd.grad(ref, [x, y, *theirs], upstream)
-    for got, want in zip(grads, ref_grads):
-        assert got.shape == want.shape and got.dtype == want.dtype
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    _assert_same_gradients(out, ref, [x, y, *ours], [x, y, *theirs], tolerance=1e-5)
 
 
 def test_inputs_without_gradient_get_none_and_weights_still_get_theirs():
@@ -88,9 +93,5 @@ def test_under_bf16_autocast_weights_get_fp32_gradients_close_to_autograds(share
         out = op.apply(x, y, _groups(torch.float32, device), *ours)
         ref = _reference(x, y, theirs, shared)
     assert out.dtype == torch.bfloat16
-    upstream = torch.randn(out.shape, device=device)
-    grads = torch.autograd.grad(out.float(), [x, *ours], upstream, retain_graph=True)  # y is shared
-    ref_grads = torch.autograd.grad(ref.float(), [x, *theirs], upstream)
-    for got, want in zip(grads, ref_grads):
-        assert got.dtype == torch.float32
-        torch.testing.assert_close(got, want, rtol=5e-2, atol=5e-2)
+    _assert_same_gradients(out.float(), ref.float(), [x, *ours], [x, *theirs], tolerance=5e-2)
+    assert all(w.dtype == torch.float32 for w in ours)
