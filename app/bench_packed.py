@@ -64,9 +64,11 @@ class PackedCase:
 CPU_CASES = [
     PackedCase("synthetic-facts demo grid, K=8", "synthetic-facts", (4, 16, 64, 256), (16.0,), 300, 64,
                target_speedup=3.0, repeats=5),
-    PackedCase("tiny-facts, K=8, ranks 4-32", "tiny-facts", (4, 8, 16, 32), (16.0,), 30, 16, target_speedup=1.5),
+    PackedCase("tiny-facts, K=8, ranks 4-32", "tiny-facts", (4, 8, 16, 32), (16.0,), 30, 16, target_speedup=1.5,
+               repeats=3),
     # ranks up to 4x the tiny LM's width: adapter FLOPs dominate, which packing does not save on a CPU
-    PackedCase("tiny-facts, K=8, ranks 8-512", "tiny-facts", (8, 32, 128, 512), (16.0,), 30, 16, ulp_control=True),
+    PackedCase("tiny-facts, K=8, ranks 8-512", "tiny-facts", (8, 32, 128, 512), (16.0,), 30, 16, ulp_control=True,
+               repeats=2),
 ]
 GPU_CASES = [
     PackedCase("26M Llama, K=8", "tiny-facts", (8, 32, 128, 512), (16.0,), 100, 64, model_size="26M",

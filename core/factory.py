@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from core.data import load_examples, split_examples
-from core.models import discover_target_modules, load_model_and_tokenizer, resolve_model_path
+from core.models import discover_target_modules, keeps_label_logits, load_model_and_tokenizer, resolve_model_path
 from core.packed_lora import install_packed_layers
 from core.spectra import SPECTRA
 from core.specs import TrialSpec
@@ -14,7 +14,7 @@ from core.tasks import TEXT_DATA, check_task_sources, get_task
 from core.text_task import TextWorkload
 from core.workload import Workload
 
-_BASE_CACHE: dict[tuple, tuple] = {}  # one entry: (model, tokenizer, packed layers, target names)
+_BASE_CACHE: dict[tuple, tuple] = {}  # one entry: (model, tokenizer, packed layers, target names, keeps label logits)
 
 
 def build_workload(spec: TrialSpec, device: torch.device) -> Workload:
@@ -30,7 +30,7 @@ def build_workload(spec: TrialSpec, device: torch.device) -> Workload:
 
 
 def base_model(spec: TrialSpec, device: torch.device) -> tuple:
-    """(model, tokenizer, packed layers, targets) for the spec's model, loaded once per process."""
+    """(model, tokenizer, packed layers, targets, keeps label logits) for the spec's model, loaded once per process."""
     key = (resolve_model_path(spec.model), spec.trust_remote_code, spec.target_modules, str(device))
     if key not in _BASE_CACHE:
         _BASE_CACHE.clear()  # a worker trains one model at a time: free the last one first
@@ -38,7 +38,8 @@ def base_model(spec: TrialSpec, device: torch.device) -> tuple:
         model.requires_grad_(False)
         targets = list(spec.target_modules or discover_target_modules(model))
         layers = install_packed_layers(model, targets)
-        _BASE_CACHE[key] = (model.to(device), tokenizer, layers, targets)
+        model.to(device)
+        _BASE_CACHE[key] = (model, tokenizer, layers, targets, keeps_label_logits(model))
     return _BASE_CACHE[key]
 
 

@@ -79,3 +79,31 @@ def discover_target_modules(model: nn.Module) -> list[str]:
     if not names:
         raise SpecError("found no linear layers to adapt in this model: pass --target-modules")
     return sorted(names)
+
+
+def keeps_label_logits(model: nn.Module) -> bool:
+    """True when ``model`` takes a boolean ``logits_to_keep`` mask and returns just those positions' logits.
+
+    transformers computes a causal LM's logits for every position by default; with the mask, the
+    output projection and the loss run only where a label is (a third of the tokens on the
+    built-in tasks). Checked once on a 3-token input against the full logits, so a model whose
+    forward lacks the option (older transformers, remote code) keeps the full computation.
+    """
+    import inspect
+
+    import torch
+
+    if "logits_to_keep" not in inspect.signature(model.forward).parameters:
+        return False
+    device = next(model.parameters()).device
+    ids = torch.zeros(1, 3, dtype=torch.long, device=device)
+    keep = torch.tensor([[True, False, True]], device=device)
+    try:
+        with torch.no_grad():
+            full = model(input_ids=ids).logits[0, [0, 2]]
+            kept = model(input_ids=ids, logits_to_keep=keep).logits
+    except (TypeError, IndexError, ValueError, RuntimeError) as err:
+        if "out of memory" in str(err).lower():
+            raise
+        return False
+    return kept.shape == full.shape and torch.allclose(kept, full, rtol=1e-4, atol=1e-5)

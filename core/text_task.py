@@ -57,12 +57,23 @@ def collate(rows: list[tuple[list[int], list[int]]], pad_id: int, device: torch.
     return Batch(inputs, tokens=int(mask.sum()), label_tokens=int((labels[:, 1:] != -100).sum()))
 
 
-def token_losses(model, batch: Batch, n: int) -> torch.Tensor:
-    """Summed next-token loss over label tokens for each of ``n`` replicas of the batch, shape (n,)."""
+def token_losses(model, batch: Batch, n: int, labels_only: bool = False) -> torch.Tensor:
+    """Summed next-token loss over label tokens for each of ``n`` replicas of the batch, shape (n,).
+
+    With ``labels_only`` (see :func:`core.models.keeps_label_logits`) the model computes logits
+    only at positions that predict a label; the losses are the same, the unlabeled positions
+    having contributed nothing.
+    """
     ids = batch.inputs["input_ids"].repeat(n, 1)  # (n*B, T): row-group i is config i's copy
     mask = batch.inputs["attention_mask"].repeat(n, 1)
-    logits = model(input_ids=ids, attention_mask=mask).logits
     shifted = batch.inputs["labels"][:, 1:].repeat(n, 1)
+    if labels_only:
+        labeled = shifted != -100
+        keep = torch.cat([labeled, labeled.new_zeros(labeled.shape[0], 1)], dim=1)  # position t predicts t+1
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits  # (labels, vocab)
+        loss = F.cross_entropy(logits.float(), shifted[labeled], reduction="none")
+        return loss.view(n, -1).sum(dim=1)  # every replica has the same labels, in row order
+    logits = model(input_ids=ids, attention_mask=mask).logits
     loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), shifted.reshape(-1),
                            ignore_index=-100, reduction="none")
     return loss.view(n, -1).sum(dim=1)
@@ -74,7 +85,7 @@ class TextWorkload(Workload):
     def __init__(self, spec: TrialSpec, device: torch.device, base, train: list[Example],
                  evals: list[Example]):
         self.spec, self.device = spec, device
-        self.model, tokenizer, self.layers, self.targets = base
+        self.model, tokenizer, self.layers, self.targets, self.labels_only = base
         self.pad_id = tokenizer.pad_token_id
         self.train_rows = tokenize(train, tokenizer, spec.max_length)
         self.eval_rows = tokenize(evals, tokenizer, spec.max_length)[:EVAL_EXAMPLES_MAX]
@@ -87,7 +98,7 @@ class TextWorkload(Workload):
         return collate([self.train_rows[i] for i in picks.tolist()], self.pad_id, self.device)
 
     def losses(self, batch: Batch, n: int) -> torch.Tensor:
-        return token_losses(self.model, batch, n) / max(batch.label_tokens, 1)
+        return token_losses(self.model, batch, n, self.labels_only) / max(batch.label_tokens, 1)
 
     @torch.no_grad()
     def evaluate(self, n: int) -> torch.Tensor:
@@ -95,7 +106,8 @@ class TextWorkload(Workload):
         size = self.spec.batch_size
         for start in range(0, len(self.eval_rows), size):
             batch = collate(self.eval_rows[start:start + size], self.pad_id, self.device)
-            total, count = total + token_losses(self.model, batch, n), count + batch.label_tokens
+            total = total + token_losses(self.model, batch, n, self.labels_only)
+            count += batch.label_tokens
         return total / max(count, 1)
 
     def describe(self) -> dict:
