@@ -1,8 +1,8 @@
 """`lorascope bench`'s packed section: sequential trials vs the packed trainer, and PEFT overhead.
 
-Sequential means one trial after another with the base model reloaded for each, as a sweep with
-``--pack 1`` runs them; packed means one ``run_pack`` over the same specs. Both run in the same
-process on the same device. Text cases can use a random-init Llama-style model of a chosen size
+Sequential means one trial after another, as a sweep with ``--pack 1`` runs them: the base model
+loaded once and reused by every trial; packed means one ``run_pack`` over the same specs, its
+model loaded once too. Both run in the same process on the same device. Text cases can use a random-init Llama-style model of a chosen size
 with the tiny LM's tokenizer, so nothing is downloaded. Runs alone (``python -m app.bench_packed``)
 without Optuna, for machines that only have torch, transformers and PEFT.
 """
@@ -96,13 +96,13 @@ def random_llama(size: str, folder: Path, seed: int = 0) -> str:
 
 
 def compare(case: PackedCase, device: str, model: str | None) -> dict[str, Any]:
-    """Sequential (model reloaded per trial) vs packed on ``case``'s grid: time, speed, memory, deviation."""
+    """Sequential (``--pack 1``) vs packed on ``case``'s grid: time, speed, memory, deviation."""
     specs = case.specs(device, model)
     # every n-th config, shifted per rank block so that the sample holds every rank, rule and alpha
     sequential_idx = [k for k in range(len(specs)) if (k + k // len(case.ranks)) % case.sequential_every == 0]
     run_pack([s.with_params(steps=2, eval_every=2) for s in specs[:2]])  # warm-up: kernels, allocator
-    seq, packed = _fastest_interleaved(case.repeats, lambda: [_fresh_trial(specs[k]) for k in sequential_idx],
-                                       lambda: run_pack(specs), device)
+    seq, packed = _fastest_interleaved(case.repeats, lambda: _one_at_a_time([specs[k] for k in sequential_idx]),
+                                       lambda: _packed(specs), device)
     seq_seconds = seq["seconds"] * case.sequential_every
     by_rule: dict[str, list[float]] = {}
     for k, o in zip(sequential_idx, seq["result"]):
@@ -237,8 +237,21 @@ def summary_lines(section: dict[str, Any]) -> list[str]:
 
 
 def _fresh_trial(spec: TrialSpec):
-    clear_base_cache()  # as a sweep with --pack 1 does: the model is loaded again per trial
+    """One trial in a fresh process's state: its model loaded first, as the plain PEFT loop loads it."""
+    clear_base_cache()
     return run_trial(spec)
+
+
+def _one_at_a_time(specs: list[TrialSpec]):
+    """The trials one after another, as ``--pack 1`` runs them: the model loaded once, then reused."""
+    clear_base_cache()
+    return [run_trial(spec) for spec in specs]
+
+
+def _packed(specs: list[TrialSpec]):
+    """The trials as one pack, the model loaded once."""
+    clear_base_cache()
+    return run_pack(specs)
 
 
 def _fastest_interleaved(repeats: int, sequential, packed, device: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -247,7 +260,6 @@ def _fastest_interleaved(repeats: int, sequential, packed, device: str) -> tuple
     runs: tuple[list, list] = ([], [])
     for _ in range(repeats):
         runs[0].append(_timed(sequential, device))
-        clear_base_cache()  # the packed arm loads its model once, as a sweep's worker does
         runs[1].append(_timed(packed, device))
     return tuple(min(arm, key=lambda run: run["seconds"]) for arm in runs)
 

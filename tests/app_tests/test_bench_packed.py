@@ -58,3 +58,14 @@ def test_the_arms_run_in_turns_and_each_keeps_its_fastest_run(monkeypatch):
                                                            lambda: order.append("p") or "p", "cpu")
     assert order == ["s", "p", "s", "p", "s", "p"]
     assert (sequential["seconds"], packed["seconds"]) == (1.0, 0.5)
+
+
+def test_each_arm_loads_the_base_model_once_as_a_sweep_does(monkeypatch):
+    from core import factory
+
+    loads = []
+    original = factory.load_model_and_tokenizer
+    monkeypatch.setattr(factory, "load_model_and_tokenizer", lambda *a, **k: loads.append(1) or original(*a, **k))
+    specs = [TrialSpec(task="tiny-facts", rank=r, steps=1, batch_size=2, eval_every=1, device="cpu") for r in (2, 4)]
+    assert [o.status for o in bench_packed._one_at_a_time(specs)] == ["completed"] * 2 and len(loads) == 1
+    assert [o.status for o in bench_packed._packed(specs)] == ["completed"] * 2 and len(loads) == 2
