@@ -12,6 +12,16 @@ GAMMAS = [0.5, 2.0, 1.0, 0.25, 3.0]
 ROWS, IN, OUT = 6, 5, 7
 
 
+def each_op_and_device(test):
+    """Run ``test`` for both ops (per-config input and shared input) on each device."""
+    return pytest.mark.parametrize("device", DEVICES)(pytest.mark.parametrize("shared", [False, True])(test))
+
+
+def _op_and_weights(shared, device):
+    """The op under test, and two equal sets of fp32 weights: ours for the op, theirs for PEFT's arithmetic."""
+    return (SharedInputDelta if shared else PackedDelta), _weights(torch.float32, device), _weights(torch.float32, device)
+
+
 def _groups(dtype, device="cpu"):
     """Runs of equal rank as the pack builds them (row-group order), scales in ``dtype``."""
     return [group._replace(scales=group.scales if group.lone else group.scales.to(dtype))
@@ -51,8 +61,7 @@ def _assert_same_gradients(out, ref, inputs, ref_inputs, tolerance):
         torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("shared", [False, True])
+@each_op_and_device
 def test_gradients_pass_gradcheck_in_float64(shared, device):
     x, y = _inputs(shared, torch.float64, device)
     op = SharedInputDelta if shared else PackedDelta
@@ -61,12 +70,10 @@ def test_gradients_pass_gradcheck_in_float64(shared, device):
     assert torch.autograd.gradcheck(lambda x, y, *w: op.apply(x, y, groups, *w), (x, y, *weights))
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("shared", [False, True])
+@each_op_and_device
 def test_forward_and_gradients_equal_pefts_arithmetic_in_float32(shared, device):
     x, y = _inputs(shared, device=device)
-    ours, theirs = _weights(torch.float32, device), _weights(torch.float32, device)
-    op = SharedInputDelta if shared else PackedDelta
+    op, ours, theirs = _op_and_weights(shared, device)
     out = op.apply(x, y, _groups(torch.float32, device), *ours)
     ref = _reference(x, y, theirs, shared)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
@@ -80,13 +87,11 @@ def test_inputs_without_gradient_get_none_and_weights_still_get_theirs():
     assert all(w.grad is not None and torch.isfinite(w.grad).all() for w in weights)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("shared", [False, True])
+@each_op_and_device
 def test_under_bf16_autocast_weights_get_fp32_gradients_close_to_autograds(shared, device):
     """The GPU path: bf16 matmuls, fp32 weights; the backward runs under the forward's autocast state."""
     x, _ = _inputs(shared, device=device)
-    ours, theirs = _weights(torch.float32, device), _weights(torch.float32, device)
-    op = SharedInputDelta if shared else PackedDelta
+    op, ours, theirs = _op_and_weights(shared, device)
     base = torch.nn.Linear(IN, OUT).to(device)
     with torch.autocast(device, dtype=torch.bfloat16):
         y = base(x)  # bf16, as a frozen layer's output is under autocast
