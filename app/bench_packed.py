@@ -2,9 +2,10 @@
 
 Sequential means one trial after another, as a sweep with ``--pack 1`` runs them: the base model
 loaded once and reused by every trial; packed means one ``run_pack`` over the same specs, its
-model loaded once too. Both run in the same process on the same device. Text cases can use a random-init Llama-style model of a chosen size
-with the tiny LM's tokenizer, so nothing is downloaded. Runs alone (``python -m app.bench_packed``)
-without Optuna, for machines that only have torch, transformers and PEFT.
+model loaded once too. Both run in the same process on the same device. Text cases can use a
+random-init Llama-style model of a chosen size with the tiny LM's tokenizer, so nothing is
+downloaded. Runs alone (``python -m app.bench_packed``) without Optuna, for machines that only
+have torch, transformers and PEFT.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import platform
 import shutil
 import tempfile
@@ -224,8 +224,8 @@ def summary_lines(section: dict[str, Any]) -> list[str]:
     """One line per case for the terminal."""
     lines = []
     for r in section["cases"]:
-        lines.append(f"{r['case']:<30} packed {r['packed_seconds']:>7.1f}s vs sequential {r['sequential_seconds']:>7.1f}s: "
-                     f"{r['speedup']:.2f}x (target {r['target_speedup'] or '-'}x), max final-loss deviation "
+        lines.append(f"{r['case']:<30} packed {r['packed_seconds']:>7.1f}s vs sequential "
+                     f"{r['sequential_seconds']:>7.1f}s: {r['speedup']:.2f}x (target {r['target_speedup'] or '-'}x), max final-loss deviation "
                      f"{r['max_final_loss_deviation_rel'] or 0:.2e}")
         for rule, c in (r.get("one_ulp_init_control") or {}).items():
             lines.append(f"  {rule} r={c['rank']}: a 1-ulp init change alone moves the final loss by "
@@ -238,8 +238,7 @@ def summary_lines(section: dict[str, Any]) -> list[str]:
 
 def _fresh_trial(spec: TrialSpec):
     """One trial in a fresh process's state: its model loaded first, as the plain PEFT loop loads it."""
-    clear_base_cache()
-    return run_trial(spec)
+    return _one_at_a_time([spec])[0]
 
 
 def _one_at_a_time(specs: list[TrialSpec]):

@@ -15,6 +15,7 @@ from app.runner import Runner, list_runs  # noqa: E402
 from app.state import read_study  # noqa: E402
 from app.tabs import compare_tab, export_tab, run_tab, search_tab, studies_tab  # noqa: E402
 from app.tabs.context import UiContext  # noqa: E402
+from app.views import awaiting_first_point  # noqa: E402
 from core.specs import SpecError  # noqa: E402
 from tuning.results import study_results  # noqa: E402
 from tuning.storage import DEFAULT_STORAGE, load_study, redact_url  # noqa: E402
@@ -82,7 +83,7 @@ def build_app(storage_url: str = DEFAULT_STORAGE, run_dir: str = "runs", *, stan
             signature = (tab, which, view.signature())
             if signature != last or tab == "run":  # the run tab's status also follows the worker process
                 values.update(zip(panels[tab], tab_outputs(tab, view, which, figures=signature != last)))
-            waiting = tab == "run" and bool(name) and run_tab.awaiting_first_point(view, ctx.runner.is_running(name))
+            waiting = tab == "run" and bool(name) and awaiting_first_point(view.records, ctx.runner.is_running(name))
             return [*values.values(), signature, FIRST_POINT_REFRESH_SECONDS if waiting else REFRESH_SECONDS]
 
         def redraw(name, which, tab):

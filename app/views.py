@@ -34,6 +34,11 @@ def trial_rows(records: list[dict[str, Any]], steps: int | None) -> list[list[st
     return rows
 
 
+def awaiting_first_point(records: list[dict[str, Any]], running: bool) -> bool:
+    """True while the study's worker runs and no trial has drawn a point yet."""
+    return running and not any(rec.get("curve") for rec in records)
+
+
 def run_status(name: str | None, records: list[dict[str, Any]], *, running: bool, waiting: int = 0,
                exit_message: str | None = None) -> str:
     """One Markdown line on where the study stands."""
@@ -47,7 +52,7 @@ def run_status(name: str | None, records: list[dict[str, Any]], *, running: bool
         parts.append(f"{waiting} queued")
     state = "running" if running else "idle"
     line = f"**{name}** ({state}): " + (", ".join(parts) if parts else "starting...")
-    if running and not any(rec.get("curve") for rec in records):
+    if awaiting_first_point(records, running):
         line += "  \n⏳ starting worker: loading the model, the first step follows"
     if exit_message:
         line += f"  \n⚠️ worker stopped: `{exit_message}`"

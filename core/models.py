@@ -93,6 +93,8 @@ def keeps_label_logits(model: nn.Module) -> bool:
 
     import torch
 
+    from core.devices import is_out_of_memory
+
     if "logits_to_keep" not in inspect.signature(model.forward).parameters:
         return False
     device = next(model.parameters()).device
@@ -103,7 +105,7 @@ def keeps_label_logits(model: nn.Module) -> bool:
             full = model(input_ids=ids).logits[0, [0, 2]]
             kept = model(input_ids=ids, logits_to_keep=keep).logits
     except (TypeError, IndexError, ValueError, RuntimeError) as err:
-        if "out of memory" in str(err).lower():
+        if is_out_of_memory(err):
             raise
         return False
     return kept.shape == full.shape and torch.allclose(kept, full, rtol=1e-4, atol=1e-5)

@@ -68,6 +68,11 @@ def lr_factor(step: int, spec: TrialSpec) -> float:
     return 1.0
 
 
+def lr_is_constant(spec: TrialSpec) -> bool:
+    """True when :func:`lr_factor` is 1 at every step (a constant schedule without warmup)."""
+    return not spec.warmup_steps and spec.schedule == "constant"
+
+
 def pack_key(spec: TrialSpec) -> tuple:
     """Specs with equal keys may share a pack (same base model, data order, batch and steps)."""
     shared = spec.to_dict()
@@ -251,8 +256,7 @@ class _PackRun:
         params = [p for c in self.configs for p in c.params]
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, [partial(lr_factor, spec=members[0].spec) for members in groups])
-        # a constant lr without warmup never changes: skip the scheduler's per-step bookkeeping
-        lr_changes = any(c.spec.warmup_steps or c.spec.schedule != "constant" for c in self.configs)
+        lr_changes = not all(lr_is_constant(c.spec) for c in self.configs)  # else skip the scheduler's bookkeeping
         model.train()
         for step in range(spec.steps):
             stops = [(c, reason) for c in self._active() if (reason := self.should_stop(c.index))]

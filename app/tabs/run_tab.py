@@ -60,11 +60,6 @@ def idle(view, running: bool) -> bool:
     return not running and not any(r["state"] in ("RUNNING", "WAITING") for r in view.records)
 
 
-def awaiting_first_point(view, running: bool) -> bool:
-    """True while the study's worker runs and no trial has drawn a point yet (the page polls faster then)."""
-    return running and not any(r.get("curve") for r in view.records)
-
-
 def build(ctx: UiContext) -> dict:
     """Lay out the Run tab and wire its buttons; returns the components other parts update."""
     with gr.Row():

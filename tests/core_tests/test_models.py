@@ -1,6 +1,5 @@
 """core/models.py: which models can compute logits at label positions only."""
 
-import torch
 from torch import nn
 
 from core.models import keeps_label_logits, load_model_and_tokenizer

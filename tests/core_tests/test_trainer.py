@@ -7,7 +7,7 @@ import torch
 
 from core import synthetic
 from core.specs import TrialSpec
-from core.trainer import lr_factor, run_trial
+from core.trainer import lr_factor, lr_is_constant, run_trial
 
 
 def _step0_grad_norm(rule, rank, task="synthetic-facts"):
@@ -91,6 +91,13 @@ def test_warmup_then_cosine_schedule():
     assert lr_factor(9, spec) == pytest.approx(1.0)
     assert lr_factor(60, spec) == pytest.approx(0.5)
     assert lr_factor(110, spec) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_only_a_constant_schedule_without_warmup_counts_as_constant():
+    constant = TrialSpec(task="synthetic-style", steps=50)
+    assert lr_is_constant(constant) and {lr_factor(s, constant) for s in range(50)} == {1.0}
+    for changing in (constant.with_params(warmup_steps=5), constant.with_params(schedule="cosine")):
+        assert not lr_is_constant(changing) and len({lr_factor(s, changing) for s in range(50)}) > 1
 
 
 def test_grad_norm_is_l2_over_all_adapter_gradients(monkeypatch):
